@@ -1,0 +1,75 @@
+"""SHB and NSHB, exactly as the paper's ``optim/sgdm.py`` (paper-notes §2.2).
+
+- SHB:  m_t = beta m_{t-1} + g_t;            x_{t+1} = x_t - lr_t m_t
+- NSHB: m_t = beta m_{t-1} + (1 - beta) g_t;  x_{t+1} = x_t - lr_t m_t
+
+with m_{-1} = 0, no weight decay and no dampening; plain SGD is momentum 0. SHB equals
+``torch.optim.SGD(momentum=beta)`` and SHB(lr, beta) follows the same trajectory as NSHB(lr / (1 - beta), beta)
+for any LR sequence; ``tests/schedules/test_optim.py`` checks both.
+
+The LR is a plain number the training loop assigns before each step (``set_lr``), as nanoGPT does: no
+scheduler object, so the LR at step t is a pure function of the schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+OPTIMIZERS = ("shb", "nshb", "sgd")
+
+
+class SGDM(torch.optim.Optimizer):
+    """Heavy-ball momentum; ``normalized=True`` is NSHB. The buffer starts at zero (m_{-1} = 0)."""
+
+    def __init__(
+        self, params: Iterable[Any], *, lr: float = 0.1, momentum: float = 0.9, normalized: bool = False
+    ) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"optimizer.momentum must be in [0, 1), got momentum={momentum}")
+        if lr < 0.0:
+            raise ValueError(f"optimizer lr must be >= 0, got lr={lr}")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "normalized": normalized})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        if closure is not None:
+            raise ValueError("SGDM.step takes no closure")
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            lr, beta = float(group["lr"]), float(group["momentum"])
+            if beta == 0.0:
+                torch._foreach_add_(params, grads, alpha=-lr)
+                continue
+            bufs = []
+            for p in params:
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                bufs.append(state["momentum_buffer"])
+            torch._foreach_mul_(bufs, beta)
+            # NSHB scales the new gradient by (1 - beta); SHB adds it whole.
+            torch._foreach_add_(bufs, grads, alpha=(1.0 - beta) if group["normalized"] else 1.0)
+            torch._foreach_add_(params, bufs, alpha=-lr)
+
+
+def make_optimizer(name: str, params: Iterable[Any], *, momentum: float, lr: float = 0.0) -> SGDM:
+    """``shb``, ``nshb`` or ``sgd`` (momentum forced to 0)."""
+    if name == "shb":
+        return SGDM(params, lr=lr, momentum=momentum, normalized=False)
+    if name == "nshb":
+        return SGDM(params, lr=lr, momentum=momentum, normalized=True)
+    if name == "sgd":
+        return SGDM(params, lr=lr, momentum=0.0)
+    raise ValueError(f"optimizer.name must be one of {', '.join(OPTIMIZERS)}, got name={name!r}")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Assign the step's LR to every param group (the loop's only LR mechanism)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

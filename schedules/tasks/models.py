@@ -1,0 +1,89 @@
+"""Models for the built-in tasks: a small MLP and CNN for digits, logistic regression, and the paper's CIFAR
+ResNet-18 (BasicBlock with a ``residual_function``, as in the code the paper uses; paper-notes §3.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(in_features: int, hidden: int, depth: int, num_classes: int) -> nn.Module:
+    layers: list[nn.Module] = []
+    width = in_features
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def small_cnn(channels: int, num_classes: int) -> nn.Module:
+    """For 1x8x8 digits. BatchNorm is there on purpose: it makes the eval-mode measurement pass matter."""
+    return nn.Sequential(
+        nn.Conv2d(1, channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.Conv2d(channels, 2 * channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(2 * channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * channels * 4 * 4, num_classes),
+    )
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.residual_function = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut: nn.Module = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.residual_function(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR ResNet: 3x3 stem without max-pool, four stages of BasicBlocks, global average pool, linear head.
+
+    ``width`` is the stem width (64 in the paper); tests use a narrow one to stay fast.
+    """
+
+    def __init__(self, blocks: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 100, width: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+        channels = width
+        stages: list[nn.Module] = []
+        for i, count in enumerate(blocks):
+            out = width * 2**i
+            layers: list[nn.Module] = []
+            for j in range(count):
+                layers.append(BasicBlock(channels, out, stride=2 if (i > 0 and j == 0) else 1))
+                channels = out
+            stages.append(nn.Sequential(*layers))
+        self.conv2_x, self.conv3_x, self.conv4_x, self.conv5_x = stages
+        self.avg_pool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        x = self.conv5_x(self.conv4_x(self.conv3_x(self.conv2_x(x))))
+        return self.fc(torch.flatten(self.avg_pool(x), 1))
+
+
+def resnet18(num_classes: int, width: int = 64) -> ResNet:
+    return ResNet((2, 2, 2, 2), num_classes=num_classes, width=width)

@@ -1,0 +1,43 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the engine lazily (no connection at import or creation), so importing this
+module never touches the database, torch or ray.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.api import errors
+from service.api.routes import health, jobs, results, schedules, trials
+from service.api.telemetry import BodyLimitMiddleware, Telemetry, TelemetryMiddleware
+from service.ratelimit import TokenBucket
+from service.settings import Settings, get_settings
+from service.storage.db import make_engine, make_session_factory
+
+DESCRIPTION = """\
+Search batch-size and learning-rate schedules for SGD with momentum (SHB/NSHB) and compare how many
+stochastic gradients (SFO) each needs to reach a target full-gradient norm.
+
+Authenticate with `Authorization: Bearer <token>` (`schedsearch token create --user NAME`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="schedsearch", version="1", description=DESCRIPTION)
+    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.submit_bucket = TokenBucket(
+        rate_per_minute=settings.submit_rate_per_minute, burst=settings.submit_burst
+    )
+    app.state.telemetry = Telemetry()
+    errors.install(app)
+    for module in (jobs, trials, results, schedules, health):
+        app.include_router(module.router)
+    # Outermost last: the body limit runs before anything reads the body; telemetry sees every response.
+    app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

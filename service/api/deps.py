@@ -1,0 +1,52 @@
+"""FastAPI dependencies with ``Annotated`` aliases so route signatures stay short."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from service.auth import authenticate
+from service.settings import Settings
+from service.storage.models import User
+
+# auto_error=False: a missing header becomes our Unauthorized (401 + WWW-Authenticate), not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="A token from `schedsearch token create --user NAME`.")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request; routes that write call ``session.commit()`` themselves before returning."""
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_current_user(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    return authenticate(session, credentials.credentials if credentials else None)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def owner_filter(user: User) -> int | None:
+    """The owner id to filter by: None for admins (they see every job)."""
+    return None if user.is_admin else user.id

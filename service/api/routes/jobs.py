@@ -1,0 +1,164 @@
+"""Jobs: submit, list, read, cancel, events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from service.api.deps import CurrentUser, SessionDep, SettingsDep, owner_filter
+from service.api.schemas import EventPublic, JobPublic, JobsPublic
+from service.jobspec import JobSpec, check_job_spec, count_trials, theory_warnings
+from service.ratelimit import TokenBucket
+from service.storage import repository as repo
+from service.storage.errors import QuotaExceeded
+from service.storage.models import Job, Trial, User
+from service.storage.states import JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
+
+
+def _public(session: SessionDep, job: Job, user: User) -> JobPublic:
+    owner = user.name if job.owner_id == user.id else (session.get(User, job.owner_id) or user).name
+    best = session.get(Trial, job.best_trial_id) if job.best_trial_id is not None else None
+    return JobPublic.of(job, owner=owner, best=best)
+
+
+def _request_hash(spec: JobSpec) -> str:
+    canonical = json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
+    """Per-job quotas (422: the job can never fit) and the default total SFO budget."""
+    if trials > settings.max_trials_per_job:
+        raise QuotaExceeded(
+            f"the job has {trials} trials (search.num_trials + baselines) but max_trials_per_job="
+            f"{settings.max_trials_per_job}",
+            limit="max_trials_per_job",
+            value=settings.max_trials_per_job,
+            retryable=False,
+        )
+    total = spec.budget.total_sfo
+    if total is not None and total > settings.max_sfo_per_job:
+        raise QuotaExceeded(
+            f"budget.total_sfo={total} exceeds max_sfo_per_job={settings.max_sfo_per_job}",
+            limit="max_sfo_per_job",
+            value=settings.max_sfo_per_job,
+            retryable=False,
+        )
+    if total is None:
+        # An open-ended job is capped by the server's limit, written into the stored spec.
+        return spec.model_copy(
+            update={"budget": spec.budget.model_copy(update={"total_sfo": settings.max_sfo_per_job})}
+        )
+    return spec
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses={
+        200: {"description": "Replay of an earlier request with the same Idempotency-Key and body."},
+        409: {"description": "Idempotency-Key reused with a different body."},
+        422: {"description": "Invalid spec, or a per-job limit exceeded (names the field or the limit)."},
+        429: {"description": "Too many active jobs, or submitted too fast."},
+    },
+)
+def create_job(
+    spec: JobSpec,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobPublic:
+    """Queue a schedule-search job. Retries with the same ``Idempotency-Key`` and body return the same job."""
+    request_hash = _request_hash(spec)
+    if idempotency_key is not None:
+        replay = repo.find_idempotent_job(
+            session, owner_id=user.id, key=idempotency_key, request_hash=request_hash
+        )
+        if replay is not None:
+            response.status_code = status.HTTP_200_OK
+            return _public(session, replay, user)
+    errors = check_job_spec(spec)
+    if errors:
+        exc = ValidationError.from_exception_data("JobSpec", errors)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        )
+    trials = count_trials(spec)
+    stored = _check_limits(spec, trials, settings)
+    bucket: TokenBucket = request.app.state.submit_bucket
+    bucket.take(str(user.id))
+    try:
+        warnings: list[Any] = theory_warnings(stored)
+    except Exception as exc:  # the check is advisory: a bug in it must not block submissions
+        log.exception("theory check failed")
+        warnings = [{"schedule": None, "error": f"theory check failed: {exc}"}]
+    job, created = repo.create_job(
+        session,
+        owner_id=user.id,
+        name=spec.name,
+        spec=stored.to_json(),
+        objective=spec.objective,
+        trials_total=trials,
+        warnings=warnings,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        max_active_jobs=settings.max_active_jobs_per_user,
+    )
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _public(session, job, user)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    session: SessionDep,
+    user: CurrentUser,
+    status_filter: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobsPublic:
+    """The caller's jobs (every job for admins), newest first."""
+    jobs, total = repo.list_jobs(
+        session, owner_id=owner_filter(user), status=status_filter, limit=limit, offset=offset
+    )
+    return JobsPublic(data=[_public(session, j, user) for j in jobs], count=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
+    """Status, progress (trials finished of total, SFO spent), best trial so far, Ray dashboard link."""
+    return _public(session, repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)), user)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
+    """Queued jobs end at once; running ones go to ``cancelling`` until the dispatcher stops them."""
+    job = repo.request_cancel(session, job_id=job_id, owner_id=owner_filter(user))
+    session.commit()
+    return _public(session, job, user)
+
+
+@router.get("/{job_id}/events", response_model=list[EventPublic])
+def job_events(
+    job_id: str, session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[EventPublic]:
+    """The job's event log (submitted, claimed, status changes, ...)."""
+    repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
+    return [
+        EventPublic(kind=e.kind, message=e.message, data=e.data, created_at=e.created_at)
+        for e in repo.list_job_events(session, job_id=job_id, limit=limit)
+    ]

@@ -1,0 +1,33 @@
+"""The theory check for one schedule, without running anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+
+from service.api.deps import CurrentUser
+from service.api.schemas import ScheduleCheckRequest
+
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+
+
+@router.post("/check")
+def check_schedule(body: ScheduleCheckRequest, user: CurrentUser) -> dict[str, Any]:
+    """Which of the paper's strategies the schedule is, whether convergence is guaranteed, and which
+    conditions it violates (gamma^2 < delta, beta^2 gamma < 1, LR capped)."""
+    from schedules.spec import Schedule, SpecError
+    from schedules.theory import check
+
+    try:
+        schedule = Schedule.from_json(body.schedule)
+    except SpecError as exc:
+        field = str(getattr(exc, "field", "") or "")
+        loc = ("body", "schedule", *(p for p in field.split(".") if p))
+        raise RequestValidationError(
+            [{"type": "schedule_spec", "loc": loc, "msg": str(exc), "input": exc.value}]
+        ) from exc
+    report = check(schedule, optimizer=body.optimizer, momentum=body.momentum, max_epochs=body.max_epochs)
+    result: dict[str, Any] = report.to_json()
+    return result

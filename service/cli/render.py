@@ -1,0 +1,300 @@
+"""Rich tables for the client commands: jobs, one job, trials, a trial's curve and the results report.
+
+Pure functions of the service's JSON (no HTTP here), so they are easy to test and to reuse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+STATUS_STYLE = {
+    "queued": "cyan",
+    "running": "blue",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelling": "yellow",
+    "cancelled": "yellow",
+    "pruned": "dim",
+    "diverged": "magenta",
+    "pending": "cyan",
+}
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def fmt_sfo(value: Any) -> str:
+    """SFO (stochastic gradients) with thousands separators; "-" when missing (target never reached)."""
+    if value is None:
+        return "-"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return "-"
+    return f"{round(number):,}"
+
+
+def fmt_float(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:.{digits}g}"
+
+
+def fmt_ratio(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}x"
+
+
+def status_text(status: Any) -> str:
+    style = STATUS_STYLE.get(str(status), "")
+    return f"[{style}]{status}[/]" if style else str(status)
+
+
+def family_text(part: Mapping[str, Any] | None) -> str:
+    """``exp_growth(b0=8, factor=2, interval=3)`` from a family dict; a seesaw shows its base inside."""
+    if not part:
+        return "-"
+    params = []
+    for key, value in part.items():
+        if key == "family" or value is None:
+            continue
+        shown = family_text(value) if isinstance(value, Mapping) and "family" in value else fmt_param(value)
+        params.append(f"{key}={shown}")
+    return f"{part.get('family', '?')}({', '.join(params)})"
+
+
+def fmt_param(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def schedule_text(schedule: Mapping[str, Any] | None) -> str:
+    """Both halves of a schedule on one line: ``batch: ...; lr: ...``."""
+    if not schedule:
+        return "-"
+    return f"batch {family_text(schedule.get('batch_size'))}; lr {family_text(schedule.get('lr'))}"
+
+
+def warning_text(warning: Any) -> str:
+    if isinstance(warning, Mapping):
+        return str(warning.get("message") or warning.get("text") or warning)
+    return str(warning)
+
+
+def items_of(page: Any) -> list[dict[str, Any]]:
+    """The rows of a list response: ``{"data": [...], "count": n}`` or a bare list."""
+    if isinstance(page, Mapping):
+        for key in ("data", "items", "records", "metrics", "trials", "jobs"):
+            if isinstance(page.get(key), list):
+                return list(page[key])
+        return []
+    return list(page or [])
+
+
+def total_of(page: Any) -> int | None:
+    if isinstance(page, Mapping):
+        for key in ("count", "total"):
+            if isinstance(page.get(key), int):
+                return int(page[key])
+    return None
+
+
+@dataclass(frozen=True)
+class Progress:
+    finished: int
+    total: int
+    sfo_spent: int | None
+    best_sfo: float | None
+
+
+def progress_of(job: Mapping[str, Any]) -> Progress:
+    """Trials finished of total, SFO spent and the best SFO to target so far, from a job's JSON (the
+    progress block, or flat fields)."""
+    p = job.get("progress") if isinstance(job.get("progress"), Mapping) else job
+    assert isinstance(p, Mapping)
+    best = best_trial_of(job)
+    best_sfo = trial_summary(best).get("sfo_to_target") if best is not None else None
+    if best_sfo is None and job.get("objective", "sfo_to_target") == "sfo_to_target":
+        best_sfo = job.get("best_value")
+    return Progress(
+        finished=int(p.get("trials_finished") or 0),
+        total=int(p.get("trials_total") or 0),
+        sfo_spent=p.get("sfo_spent"),
+        best_sfo=best_sfo,
+    )
+
+
+def best_trial_of(job: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    best = job.get("best_trial")
+    return best if isinstance(best, Mapping) else None
+
+
+def trial_summary(trial: Mapping[str, Any]) -> Mapping[str, Any]:
+    summary = trial.get("summary")
+    return summary if isinstance(summary, Mapping) else {}
+
+
+def trial_schedule(trial: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for key in ("schedule", "config"):
+        value = trial.get(key)
+        if isinstance(value, Mapping):
+            inner = value.get("schedule")
+            return inner if isinstance(inner, Mapping) else value
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def print_jobs(console: Console, jobs: Sequence[Mapping[str, Any]], *, total: int | None) -> None:
+    if not jobs:
+        console.print("no jobs")
+        return
+    table = Table(title=f"jobs ({total if total is not None else len(jobs)})")
+    for column in ("id", "name", "status", "trials", "best SFO to target", "created"):
+        table.add_column(column, justify="right" if column in ("trials", "best SFO to target") else "left")
+    for job in jobs:
+        p = progress_of(job)
+        table.add_row(
+            str(job["id"]),
+            str(job.get("name") or ""),
+            status_text(job.get("status")),
+            f"{p.finished}/{p.total}",
+            fmt_sfo(p.best_sfo),
+            str(job.get("created_at") or "")[:19],
+        )
+    console.print(table)
+
+
+def print_job(console: Console, job: Mapping[str, Any]) -> None:
+    p = progress_of(job)
+    table = Table(show_header=False, title=f"job {job['id']}")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("name", str(job.get("name") or ""))
+    table.add_row("status", status_text(job.get("status")))
+    table.add_row("objective", str(job.get("objective") or ""))
+    table.add_row("trials", f"{p.finished} finished of {p.total}")
+    table.add_row("SFO spent", fmt_sfo(p.sfo_spent))
+    table.add_row("best SFO to target", fmt_sfo(p.best_sfo))
+    best = best_trial_of(job)
+    if best is not None:
+        table.add_row("best trial", f"{best.get('id')} {best.get('name') or best.get('trial_key') or ''}")
+        table.add_row("best schedule", schedule_text(trial_schedule(best)))
+    for key in ("created_at", "started_at", "finished_at", "ray_dashboard_url", "error"):
+        if job.get(key):
+            table.add_row(key.replace("_", " "), str(job[key]))
+    for warning in job.get("warnings") or []:
+        table.add_row("theory check", warning_text(warning))
+    console.print(table)
+
+
+def print_trials(console: Console, trials: Sequence[Mapping[str, Any]], *, total: int | None) -> None:
+    if not trials:
+        console.print("no trials yet")
+        return
+    table = Table(title=f"trials ({total if total is not None else len(trials)})")
+    for column, justify in (
+        ("id", "right"),
+        ("kind", "left"),
+        ("name", "left"),
+        ("status", "left"),
+        ("SFO to target", "right"),
+        ("final grad norm", "right"),
+        ("epochs", "right"),
+        ("SFO", "right"),
+        ("schedule", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for trial in trials:
+        s = trial_summary(trial)
+        table.add_row(
+            str(trial.get("id")),
+            str(trial.get("kind") or ""),
+            str(trial.get("name") or trial.get("trial_key") or ""),
+            status_text(trial.get("status")),
+            fmt_sfo(s.get("sfo_to_target")),
+            fmt_float(s.get("final_grad_norm")),
+            str(trial.get("epochs") if trial.get("epochs") is not None else "-"),
+            fmt_sfo(trial.get("sfo", s.get("total_sfo"))),
+            schedule_text(trial_schedule(trial)),
+        )
+    console.print(table)
+
+
+def print_metrics(console: Console, records: Sequence[Mapping[str, Any]]) -> None:
+    if not records:
+        console.print("no metrics yet")
+        return
+    table = Table(title="per-epoch metrics")
+    columns = ("epoch", "sfo", "batch_size", "lr", "train_loss", "grad_norm", "test_acc")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in records:
+        record = row.get("record") if isinstance(row.get("record"), Mapping) else row
+        assert isinstance(record, Mapping)
+        table.add_row(
+            *(fmt_sfo(record.get(c)) if c in ("epoch", "sfo") else fmt_float(record.get(c)) for c in columns)
+        )
+    console.print(table)
+
+
+def print_report(console: Console, report: Mapping[str, Any]) -> None:
+    """The results table: one row per schedule (best found, baselines, the paper's strategies), SFO to target
+    side by side and relative to the best, then the theory check of the best schedule."""
+    rows = items_of(report.get("rows") if "rows" in report else report.get("entries", report))
+    target = report.get("target_grad_norm") or (report.get("target") or {}).get("grad_norm")
+    title = "results"
+    if target is not None:
+        title += f": SFO to reach full gradient norm <= {fmt_float(target)}"
+    table = Table(title=title)
+    for column, justify in (
+        ("schedule", "left"),
+        ("kind", "left"),
+        ("strategy", "left"),
+        ("SFO to target", "right"),
+        ("vs best", "right"),
+        ("final grad norm", "right"),
+        ("test acc", "right"),
+        ("definition", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        s = {**trial_summary(row), **row}
+        table.add_row(
+            str(row.get("label") or row.get("name") or row.get("trial_key") or row.get("id") or ""),
+            str(row.get("kind") or ""),
+            str(row.get("strategy") or ""),
+            fmt_sfo(s.get("sfo_to_target")),
+            fmt_ratio(row.get("ratio_to_best")) if "ratio_to_best" in row else "",
+            fmt_float(s.get("final_grad_norm")),
+            fmt_float(s.get("best_test_acc", s.get("test_acc"))),
+            schedule_text(trial_schedule(row)),
+        )
+    console.print(table)
+    theory = report.get("theory") or report.get("theory_check")
+    if isinstance(theory, Mapping):
+        console.print(f"theory check of the best schedule: {theory_text(theory)}")
+
+
+def theory_text(theory: Mapping[str, Any]) -> str:
+    parts = []
+    if theory.get("strategy"):
+        parts.append(f"strategy {theory['strategy']}")
+    if "guaranteed" in theory:
+        parts.append("convergence guaranteed" if theory["guaranteed"] else "convergence NOT guaranteed")
+    violations = theory.get("violations") or theory.get("warnings") or []
+    parts.extend(warning_text(v) for v in violations)
+    return "; ".join(parts) or str(dict(theory))

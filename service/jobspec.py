@@ -1,0 +1,407 @@
+"""The job spec (``apiVersion: schedsearch/v1``): what a user submits to ``POST /v1/jobs``.
+
+Free of HTTP imports: the dispatcher in ``workers`` reads stored specs with ``JobSpec.model_validate`` and
+expands baselines with :func:`expand_baselines`.
+
+Validation has two phases, both reported as one pydantic ``ValidationError`` whose ``loc`` names the field:
+
+1. structure (pydantic models below: types, ranges, unknown keys);
+2. meaning (:func:`check_job_spec`): task options against the task's option schema, every space candidate and
+   baseline through the ``schedules`` spec (a ``SpecError``'s dotted ``field`` becomes the rest of the loc),
+   ``grid`` search only over discrete distributions, budget consistency.
+
+:func:`parse_job_spec` runs both. The theory check of fixed schedules is :func:`theory_warnings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from service.objectives import ObjectiveName
+
+API_VERSION = "schedsearch/v1"
+DISTRIBUTION_KINDS = ("uniform", "loguniform", "int", "choice")
+PAPER_SHORTHAND = "paper"
+
+Loc = tuple[str | int, ...]
+
+
+def _err(kind: str, message: str) -> PydanticCustomError:
+    """A pydantic error with a pre-formatted message (no template context, so braces stay literal)."""
+    return PydanticCustomError(kind, message)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+
+
+class DigitsOptions(_Strict):
+    """Mirrors ``schedules.tasks.digits.DigitsOptions`` (that module imports torch)."""
+
+    test_fraction: float = Field(default=0.25, ge=0.05, le=0.5, description="Share held out for testing.")
+    split_seed: int = Field(default=0, ge=0, description="Seed of the fixed stratified split.")
+    hidden: int = Field(default=128, ge=1, le=4096, description="MLP width / CNN channels.")
+    depth: int = Field(default=1, ge=0, le=8, description="Hidden layers of the MLP.")
+
+
+class SyntheticLogregOptions(_Strict):
+    """Mirrors ``schedules.tasks.synthetic.SyntheticOptions``."""
+
+    n: int = Field(default=4096, ge=1, le=10_000_000, description="Training examples.")
+    n_test: int = Field(default=1024, ge=1, le=10_000_000, description="Test examples.")
+    d: int = Field(default=32, ge=1, le=10_000_000, description="Features.")
+    label_noise: float = Field(default=0.1, ge=0.0, le=0.5, description="Share of flipped labels.")
+    seed: int = Field(default=0, ge=0, description="Seed of the generated data.")
+
+
+class CifarOptions(_Strict):
+    """Mirrors ``schedules.tasks.cifar.CifarOptions``."""
+
+    data_root: str | None = Field(default=None, description="Folder of the CIFAR pickles on the workers.")
+    folder: str | None = Field(default=None, description="Dataset folder name; default the standard one.")
+    subset: int | None = Field(default=None, ge=1, description="Use only this many training images.")
+    test_subset: int | None = Field(default=None, ge=1, description="Use only this many test images.")
+    width: int = Field(default=64, ge=1, le=512, description="ResNet-18 base width.")
+    measure_chunk: int = Field(default=1000, ge=1, description="Examples per gradient-norm chunk.")
+
+
+# The registered task names with their option schemas. They must be known without importing torch
+# (``schedules.tasks`` imports it), so they mirror ``schedules.tasks.TASKS``; a test keeps the two in sync.
+TASK_OPTIONS: dict[str, type[_Strict]] = {
+    "digits-mlp": DigitsOptions,
+    "digits-cnn": DigitsOptions,
+    "synthetic-logreg": SyntheticLogregOptions,
+    "cifar10-resnet18": CifarOptions,
+    "cifar100-resnet18": CifarOptions,
+}
+TASK_NAMES: tuple[str, ...] = tuple(TASK_OPTIONS)
+
+
+class TaskSpec(_Strict):
+    name: str = Field(description=f"One of {', '.join(TASK_NAMES)}.", examples=["digits-mlp"])
+    options: dict[str, Any] = Field(default_factory=dict, description="Task options (see the task's schema).")
+
+    @field_validator("name")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        if value not in TASK_OPTIONS:
+            raise _err("unknown_task", f"task.name must be one of {', '.join(TASK_NAMES)}, got {value!r}")
+        return value
+
+
+# ----------------------------------------------------------------------------------------------- the rest
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["shb", "nshb", "sgd"] = Field(default="nshb", description="SHB, NSHB, or plain SGD.")
+    momentum: float | dict[str, Any] = Field(
+        default=0.9,
+        description="beta in [0, 1), fixed or a distribution such as {'uniform': [0.8, 0.95]}; 0 for sgd.",
+    )
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_range(cls, value: float | dict[str, Any]) -> float | dict[str, Any]:
+        values = _distribution_values(value, "optimizer.momentum") if isinstance(value, dict) else [value]
+        for v in values:
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+                raise _err("momentum_range", f"optimizer.momentum must be in [0, 1), got {v!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sgd_has_no_momentum(self) -> OptimizerSpec:
+        if self.name == "sgd" and self.momentum != 0:
+            raise _err("sgd_momentum", f"optimizer.momentum must be 0 for sgd, got {self.momentum!r}")
+        return self
+
+
+class Candidate(_Strict):
+    """A schedule whose numeric parameters may be distributions (design.md, "Search space")."""
+
+    batch_size: dict[str, Any] = Field(examples=[{"family": "exp_growth", "b0": {"choice": [8, 16]}}])
+    lr: dict[str, Any] = Field(examples=[{"family": "warmup_const", "lr0": 0.1, "lr_max": 1.0}])
+
+
+class Budget(_Strict):
+    max_epochs: int = Field(ge=1, le=10_000, description="Epochs per trial.")
+    max_sfo: int | None = Field(
+        default=None, ge=1, description="Stochastic gradients per trial (None: no cap)."
+    )
+    total_sfo: int | None = Field(default=None, ge=1, description="Stochastic gradients for the whole job.")
+
+    @model_validator(mode="after")
+    def _per_trial_within_total(self) -> Budget:
+        if self.max_sfo is not None and self.total_sfo is not None and self.max_sfo > self.total_sfo:
+            raise _err(
+                "budget_order",
+                f"budget.max_sfo must be <= budget.total_sfo, got max_sfo={self.max_sfo} and "
+                f"total_sfo={self.total_sfo}",
+            )
+        return self
+
+
+class Target(_Strict):
+    grad_norm: float = Field(gt=0, description="Full-gradient norm that counts as converged.")
+    stop_at_target: bool = Field(default=False, description="End a trial when it reaches the target.")
+
+
+class SearchSpec(_Strict):
+    algorithm: Literal["tpe", "random", "grid"] = "tpe"
+    num_trials: int = Field(
+        default=16, ge=0, le=100_000, description="Searched trials (baselines come on top)."
+    )
+    max_concurrent: int = Field(default=2, ge=1, le=1024)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    early_stopping: bool = Field(default=True, description="ASHA stops weak trials early.")
+
+
+class Resources(_Strict):
+    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs per trial.")
+    gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs per trial; fractions share a GPU.")
+
+
+class JobSpec(_Strict):
+    """A schedule-search job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    api_version: Literal["schedsearch/v1"] = Field(default=API_VERSION, alias="apiVersion")
+    name: str = Field(min_length=1, max_length=200)
+    task: TaskSpec
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    space: list[Candidate] = Field(default_factory=list, max_length=64)
+    baselines: list[str | dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Fixed schedules run alongside: schedule dicts, 'paper' for all of the paper's "
+        "strategies, or names of single paper strategies.",
+    )
+    budget: Budget
+    target: Target
+    objective: ObjectiveName = "sfo_to_target"
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> JobSpec:
+        if self.search.num_trials > 0 and not self.space:
+            raise _err(
+                "empty_space",
+                "space must hold at least one candidate when search.num_trials > 0, "
+                f"got num_trials={self.search.num_trials}",
+            )
+        if self.search.num_trials == 0 and not self.baselines:
+            raise _err("nothing_to_run", "a job needs search.num_trials > 0 or at least one baseline")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# ----------------------------------------------------------------------------------------------- phase 2
+
+
+@dataclass(frozen=True)
+class NamedSchedule:
+    """A fixed schedule to run as a baseline: its name and its schedule JSON (design.md)."""
+
+    name: str
+    schedule: dict[str, Any]
+
+
+def _distribution_values(value: Mapping[str, Any], field: str) -> list[Any]:
+    """The numbers a distribution can produce at its edges (bounds, or every choice)."""
+    if len(value) != 1 or next(iter(value)) not in DISTRIBUTION_KINDS:
+        raise _err(
+            "distribution",
+            f"{field} must be a number or one of {', '.join(DISTRIBUTION_KINDS)} as {{kind: [...]}}, "
+            f"got {dict(value)!r}",
+        )
+    kind, args = next(iter(value.items()))
+    if not isinstance(args, list) or not args or (kind != "choice" and len(args) != 2):
+        need = "a non-empty list" if kind == "choice" else "[lo, hi]"
+        raise _err("distribution", f"{field}.{kind} needs {need}, got {args!r}")
+    if kind != "choice" and not args[0] < args[1]:
+        raise _err("distribution", f"{field}.{kind} needs lo < hi, got {args!r}")
+    return list(args)
+
+
+def iter_distributions(node: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
+    """(loc, kind) of every distribution in a candidate."""
+    if isinstance(node, Mapping):
+        if len(node) == 1 and next(iter(node)) in DISTRIBUTION_KINDS:
+            yield loc, next(iter(node))
+            return
+        for key, child in node.items():
+            yield from iter_distributions(child, (*loc, key))
+
+
+def _spec_error_details(exc: Exception, prefix: Loc, default_field: str) -> InitErrorDetails:
+    field = getattr(exc, "field", None) or default_field
+    loc: Loc = (*prefix, *(int(p) if p.isdigit() else p for p in str(field).split(".") if p))
+    return InitErrorDetails(type=_err("schedule_spec", str(exc)), loc=loc, input=getattr(exc, "value", None))
+
+
+def _paper_strategies(spec: JobSpec) -> dict[str, dict[str, Any]]:
+    from schedules.paper import paper_strategies
+
+    return _named_schedules(
+        paper_strategies(max_epochs=spec.budget.max_epochs, optimizer=spec.optimizer.name)
+    )
+
+
+def _named_schedules(strategies: Any) -> dict[str, dict[str, Any]]:
+    """Normalize what ``paper_strategies`` returns (a mapping or a list of named items) to name -> JSON."""
+    items = (
+        strategies.items()
+        if isinstance(strategies, Mapping)
+        else ((getattr(s, "name", None) or s["name"], getattr(s, "schedule", None) or s) for s in strategies)
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for name, schedule in items:
+        out[str(name)] = schedule.to_json() if hasattr(schedule, "to_json") else dict(schedule)
+    return out
+
+
+def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
+    """The job's baselines as named fixed schedules: ``"paper"`` expands to every paper strategy, a name to
+    that strategy, a dict to itself (named ``baseline-<i>`` unless it has a ``name`` key). Duplicates by name
+    are dropped, first wins."""
+    if not spec.baselines:
+        return []
+    paper = _paper_strategies(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
+    out: dict[str, NamedSchedule] = {}
+    for i, baseline in enumerate(spec.baselines):
+        if baseline == PAPER_SHORTHAND:
+            for name, schedule in paper.items():
+                out.setdefault(name, NamedSchedule(name, schedule))
+        elif isinstance(baseline, str):
+            out.setdefault(baseline, NamedSchedule(baseline, paper[baseline]))
+        else:
+            body = {k: v for k, v in baseline.items() if k != "name"}
+            name = str(baseline.get("name") or f"baseline-{i}")
+            out.setdefault(name, NamedSchedule(name, body))
+    return list(out.values())
+
+
+def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
+    """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem."""
+    from schedules.space import validate as validate_candidate
+    from schedules.spec import Schedule, SpecError
+
+    errors: list[InitErrorDetails] = []
+    try:
+        TASK_OPTIONS[spec.task.name].model_validate(spec.task.options)
+    except ValidationError as exc:
+        for err in exc.errors():
+            errors.append(
+                InitErrorDetails(
+                    type=_err(err["type"], f"task.options for {spec.task.name}: {err['msg']}"),
+                    loc=("task", "options", *err["loc"]),
+                    input=err.get("input"),
+                )
+            )
+    for i, candidate in enumerate(spec.space):
+        body = candidate.model_dump()
+        try:
+            validate_candidate(body)
+        except SpecError as exc:
+            errors.append(_spec_error_details(exc, ("space", i), "batch_size"))
+        if spec.search.algorithm == "grid":
+            for loc, kind in iter_distributions(body):
+                if kind in ("uniform", "loguniform"):
+                    dotted = ".".join(str(p) for p in loc)
+                    errors.append(
+                        InitErrorDetails(
+                            type=_err(
+                                "grid_distribution",
+                                f"search.algorithm=grid needs choice or int distributions, got {kind} at "
+                                f"space.{i}.{dotted}",
+                            ),
+                            loc=("space", i, *loc),
+                            input=body,
+                        )
+                    )
+    paper: dict[str, dict[str, Any]] | None = None
+    for i, baseline in enumerate(spec.baselines):
+        if isinstance(baseline, str):
+            if baseline == PAPER_SHORTHAND:
+                continue
+            paper = paper if paper is not None else _paper_strategies(spec)
+            if baseline not in paper:
+                errors.append(
+                    InitErrorDetails(
+                        type=_err(
+                            "unknown_baseline",
+                            f"baselines.{i} must be 'paper' or one of the paper's strategies "
+                            f"({', '.join(sorted(paper))}), got {baseline!r}",
+                        ),
+                        loc=("baselines", i),
+                        input=baseline,
+                    )
+                )
+            continue
+        try:
+            Schedule.from_json({k: v for k, v in baseline.items() if k != "name"})
+        except SpecError as exc:
+            errors.append(_spec_error_details(exc, ("baselines", i), "batch_size"))
+        except (TypeError, KeyError) as exc:
+            errors.append(
+                InitErrorDetails(
+                    type=_err("schedule_spec", f"baselines.{i} is not a schedule: {exc}"),
+                    loc=("baselines", i),
+                    input=baseline,
+                )
+            )
+    return errors
+
+
+def parse_job_spec(data: Mapping[str, Any]) -> JobSpec:
+    """Validate a submitted job (both phases); raises ``pydantic.ValidationError`` naming each field."""
+    spec = JobSpec.model_validate(data)
+    errors = check_job_spec(spec)
+    if errors:
+        raise ValidationError.from_exception_data("JobSpec", errors)
+    return spec
+
+
+def fixed_schedules(spec: JobSpec) -> list[NamedSchedule]:
+    """Schedules with no distribution in them: baselines, and space candidates that are fully fixed."""
+    out = list(expand_baselines(spec))
+    for i, candidate in enumerate(spec.space):
+        body = candidate.model_dump()
+        if not any(True for _ in iter_distributions(body)):
+            out.append(NamedSchedule(f"space-{i}", body))
+    return out
+
+
+def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = None) -> list[dict[str, Any]]:
+    """The theory check of every fixed schedule; one entry per schedule that has something to say."""
+    from schedules.spec import Schedule
+    from schedules.theory import check
+
+    momentum = spec.optimizer.momentum if isinstance(spec.optimizer.momentum, float | int) else None
+    out: list[dict[str, Any]] = []
+    for named in schedules if schedules is not None else fixed_schedules(spec):
+        report = check(
+            Schedule.from_json(named.schedule),
+            optimizer=spec.optimizer.name,
+            momentum=momentum,
+            max_epochs=spec.budget.max_epochs,
+        ).to_json()
+        if report.get("warnings") or report.get("violations"):
+            out.append({"schedule": named.name, **report})
+    return out
+
+
+def count_trials(spec: JobSpec) -> int:
+    """Searched trials plus baselines: what the per-job trial quota limits."""
+    return spec.search.num_trials + len(expand_baselines(spec))

@@ -1,0 +1,124 @@
+"""Report data for a job: the best searched schedule against the baselines and the paper's strategies.
+
+Built from the stored trials only, so it works while the job runs. Rows carry SFO to target side by side and
+``sfo_ratio`` = the row's SFO to target divided by the best searched trial's (> 1: the row needs more).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.objectives import OBJECTIVES
+from service.storage import repository as repo
+from service.storage.models import Job, Trial
+
+log = logging.getLogger(__name__)
+
+# Fields of the trial summary (schedules.metrics.TrialSummary) shown in each row.
+ROW_FIELDS = (
+    "sfo_to_target",
+    "epochs_to_target",
+    "steps_to_target",
+    "final_grad_norm",
+    "min_grad_norm",
+    "best_test_acc",
+    "decay_exponent",
+    "total_sfo",
+    "wall_s",
+)
+
+
+def trial_schedule(trial: Trial) -> dict[str, Any]:
+    """The schedule JSON of a trial: ``config["schedule"]`` (a trial spec) or the config itself."""
+    config = trial.config or {}
+    schedule = config.get("schedule")
+    return dict(schedule) if isinstance(schedule, dict) else dict(config)
+
+
+def _paper_names(job: Job) -> set[str]:
+    try:
+        from service.jobspec import JobSpec, _paper_strategies
+
+        return set(_paper_strategies(JobSpec.model_validate(job.spec)))
+    except Exception:  # the report must not fail because the presets cannot be listed
+        log.exception("could not list the paper's strategies")
+        return set()
+
+
+def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, Any]:
+    summary = trial.summary or {}
+    sfo = summary.get("sfo_to_target")
+    row: dict[str, Any] = {
+        "trial_id": trial.id,
+        "name": trial.name or trial.trial_key,
+        "kind": trial.kind,
+        "paper_strategy": trial.kind == "baseline" and (trial.name or "") in paper,
+        "status": trial.status,
+        "objective": trial.objective,
+        "schedule": trial_schedule(trial),
+        **{field: summary.get(field) for field in ROW_FIELDS},
+        "sfo_ratio": (float(sfo) / best_sfo) if sfo is not None and best_sfo else None,
+    }
+    return row
+
+
+def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
+    """The theory check of one schedule with the job's optimizer; None if it cannot be checked."""
+    from schedules.spec import Schedule
+    from schedules.theory import check
+
+    optimizer = job.spec.get("optimizer", {})
+    momentum = optimizer.get("momentum", 0.9)
+    try:
+        report = check(
+            Schedule.from_json(schedule),
+            optimizer=optimizer.get("name", "nshb"),
+            momentum=momentum if isinstance(momentum, int | float) else None,
+            max_epochs=job.spec.get("budget", {}).get("max_epochs"),
+        )
+    except Exception as exc:  # an unusual stored schedule gives a note, not a 500
+        return {"error": f"theory check failed: {exc}"}
+    result: dict[str, Any] = report.to_json()
+    return result
+
+
+def build_report(session: Session, job: Job) -> dict[str, Any]:
+    trials, _ = repo.list_trials(session, job_id=job.id, limit=100_000)
+    searched = [t for t in trials if t.kind != "baseline"]
+    baselines = [t for t in trials if t.kind == "baseline"]
+    best = searched[0] if searched and searched[0].objective is not None else None  # list is best-first
+    best_sfo_value = (best.summary or {}).get("sfo_to_target") if best is not None else None
+    best_sfo = float(best_sfo_value) if best_sfo_value else None
+    paper = _paper_names(job) if baselines else set()
+    best_row = _row(best, paper=paper, best_sfo=best_sfo) if best is not None else None
+    baseline_rows = [_row(t, paper=paper, best_sfo=best_sfo) for t in baselines]
+    # Side by side: the best searched trial first, then baselines by SFO to target (never reached last).
+    table = ([best_row] if best_row else []) + sorted(
+        baseline_rows, key=lambda r: (r["sfo_to_target"] is None, r["sfo_to_target"] or 0.0, r["name"])
+    )
+    best_baseline = next((r for r in table[1 if best_row else 0 :] if r["sfo_to_target"] is not None), None)
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "objective": job.objective,
+        "objective_direction": OBJECTIVES[job.objective][1],
+        "target_grad_norm": job.spec.get("target", {}).get("grad_norm"),
+        "trials": {"total": job.trials_total, "finished": job.trials_finished, "sfo_spent": job.sfo_spent},
+        "best": best_row,
+        "baselines": [r for r in baseline_rows if not r["paper_strategy"]],
+        "paper": [r for r in baseline_rows if r["paper_strategy"]],
+        "table": table,
+        "best_vs_best_baseline": (
+            {
+                "baseline": best_baseline["name"],
+                "sfo_saving": 1.0 - best_sfo / float(best_baseline["sfo_to_target"]),
+            }
+            if best_baseline is not None and best_sfo
+            else None
+        ),
+        "theory": theory_of(best_row["schedule"], job) if best_row else None,
+        "warnings": job.warnings or [],
+    }

@@ -1,0 +1,72 @@
+"""Service settings: one pydantic-settings class, environment prefix ``SCHEDSEARCH_``.
+
+Read through :func:`get_settings` (cached) so tests can build their own ``Settings`` and pass it to
+``create_app(settings)`` or clear the cache; nothing here builds a settings object at import time.
+The table of settings lives in ``docs/settings.md``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service, the CLI and the dispatcher read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEDSEARCH_", extra="ignore")
+
+    # Storage
+    data_dir: Path = Field(
+        default=Path(".schedsearch"), description="Directory for the SQLite file and plots."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; None means sqlite:///<data_dir>/schedsearch.db. PostgreSQL: "
+        "postgresql+psycopg://user@host/db.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=10_000, ge=0, description="SQLite busy timeout per connection."
+    )
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger request bodies get 413.")
+    log_level: str = "info"
+
+    # Ray and the dispatcher
+    ray_address: str | None = Field(default=None, description="Ray cluster address; None starts a local Ray.")
+    ray_dashboard_url: str | None = Field(default=None, description="Dashboard link shown in job details.")
+    embedded_dispatcher: bool = Field(
+        default=True, description="`serve` also runs the dispatcher in a background thread."
+    )
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="A dispatcher's claim on a job expires after this."
+    )
+
+    # Quotas (per user / per job) and the submission rate limit
+    max_active_jobs_per_user: int = Field(default=10, ge=1, description="Queued + running jobs per user.")
+    max_trials_per_job: int = Field(default=500, ge=1, description="search.num_trials + baselines.")
+    max_sfo_per_job: int = Field(
+        default=10_000_000_000, ge=1, description="Upper bound for budget.total_sfo."
+    )
+    submit_rate_per_minute: float = Field(
+        default=60.0, gt=0, description="Token-bucket refill rate for POST /v1/jobs per user."
+    )
+    submit_burst: int = Field(default=20, ge=1, description="Token-bucket size for POST /v1/jobs per user.")
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to; the SQLite default lives under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'schedsearch.db').as_posix()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
