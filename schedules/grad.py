@@ -47,7 +47,7 @@ def full_gradient(
     model.train(faithful)
     step = (batch_size or chunk) if faithful else chunk
     total: list[torch.Tensor] | None = None
-    loss_sum = torch.zeros((), device=x.device)
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     try:
         for start in range(0, n, step):
             xc, yc = x[start : start + step], y[start : start + step]
@@ -79,7 +79,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, chunk: int) 
     """(mean loss, accuracy) in eval mode, as 0-d tensors."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=x.device)
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     try:
         for start in range(0, int(x.shape[0]), chunk):

@@ -21,8 +21,14 @@ import torch
 OPTIMIZERS = ("shb", "nshb", "sgd")
 
 
-class SGDM(torch.optim.Optimizer):
-    """Heavy-ball momentum; ``normalized=True`` is NSHB. The buffer starts at zero (m_{-1} = 0)."""
+class SGDM:
+    """Heavy-ball momentum; ``normalized=True`` is NSHB. The buffers start at zero (m_{-1} = 0).
+
+    Duck-compatible with the parts of ``torch.optim.Optimizer`` a loop uses (``param_groups``, ``state``,
+    ``step``, ``zero_grad``, ``state_dict``) but not a subclass: constructing the first ``torch.optim``
+    optimizer imports ``torch._dynamo``, which costs 1-2 s, more than a whole digits-mlp trial.
+    ``update()`` is the step itself, with no hook bookkeeping; the trainer calls it directly.
+    """
 
     def __init__(
         self, params: Iterable[Any], *, lr: float = 0.1, momentum: float = 0.9, normalized: bool = False
@@ -31,12 +37,19 @@ class SGDM(torch.optim.Optimizer):
             raise ValueError(f"optimizer.momentum must be in [0, 1), got momentum={momentum}")
         if lr < 0.0:
             raise ValueError(f"optimizer lr must be >= 0, got lr={lr}")
-        super().__init__(params, {"lr": lr, "momentum": momentum, "normalized": normalized})
+        plist = [p for p in params]
+        if not plist:
+            raise ValueError("optimizer got an empty parameter list")
+        self.param_groups: list[dict[str, Any]] = [
+            {"params": plist, "lr": lr, "momentum": momentum, "normalized": normalized}
+        ]
+        # m_{-1} = 0, created up front so the hot path never branches on missing state
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {
+            p: {"momentum_buffer": torch.zeros_like(p)} for p in plist
+        }
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
-        if closure is not None:
-            raise ValueError("SGDM.step takes no closure")
+    def update(self) -> None:
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -46,16 +59,43 @@ class SGDM(torch.optim.Optimizer):
             if beta == 0.0:
                 torch._foreach_add_(params, grads, alpha=-lr)
                 continue
-            bufs = []
-            for p in params:
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                bufs.append(state["momentum_buffer"])
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
             torch._foreach_mul_(bufs, beta)
             # NSHB scales the new gradient by (1 - beta); SHB adds it whole.
             torch._foreach_add_(bufs, grads, alpha=(1.0 - beta) if group["normalized"] else 1.0)
             torch._foreach_add_(params, bufs, alpha=-lr)
+
+    def step(self, closure: Any = None) -> None:
+        if closure is not None:
+            raise ValueError("SGDM.step takes no closure")
+        self.update()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and momentum buffers, by parameter position."""
+        group = self.param_groups[0]
+        return {
+            "lr": group["lr"],
+            "momentum": group["momentum"],
+            "normalized": group["normalized"],
+            "momentum_buffers": [self.state[p]["momentum_buffer"].clone() for p in group["params"]],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        group = self.param_groups[0]
+        buffers = state["momentum_buffers"]
+        if len(buffers) != len(group["params"]):
+            raise ValueError(f"state has {len(buffers)} momentum buffers, the model {len(group['params'])}")
+        group.update(lr=state["lr"], momentum=state["momentum"], normalized=state["normalized"])
+        for p, buf in zip(group["params"], buffers, strict=True):
+            self.state[p]["momentum_buffer"].copy_(buf)
 
 
 def make_optimizer(name: str, params: Iterable[Any], *, momentum: float, lr: float = 0.0) -> SGDM:
@@ -69,7 +109,7 @@ def make_optimizer(name: str, params: Iterable[Any], *, momentum: float, lr: flo
     raise ValueError(f"optimizer.name must be one of {', '.join(OPTIMIZERS)}, got name={name!r}")
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: SGDM | torch.optim.Optimizer, lr: float) -> None:
     """Assign the step's LR to every param group (the loop's only LR mechanism)."""
     for group in optimizer.param_groups:
         group["lr"] = lr

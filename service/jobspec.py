@@ -15,6 +15,7 @@ Validation has two phases, both reported as one pydantic ``ValidationError`` who
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -173,7 +174,7 @@ class JobSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    api_version: Literal["schedsearch/v1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["schedsearch/v1"] = Field(default="schedsearch/v1", alias="apiVersion")
     name: str = Field(min_length=1, max_length=200)
     task: TaskSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
@@ -247,10 +248,13 @@ def iter_distributions(node: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
 def _spec_error_details(exc: Exception, prefix: Loc, default_field: str) -> InitErrorDetails:
     field = getattr(exc, "field", None) or default_field
     loc: Loc = (*prefix, *(int(p) if p.isdigit() else p for p in str(field).split(".") if p))
-    return InitErrorDetails(type=_err("schedule_spec", str(exc)), loc=loc, input=getattr(exc, "value", None))
+    value = getattr(exc, "value", None)
+    # The input is echoed in the 422 body; keep it to plain JSON (a "missing" sentinel becomes null).
+    plain = value if isinstance(value, int | float | str | bool | list | dict) or value is None else None
+    return InitErrorDetails(type=_err("schedule_spec", str(exc)), loc=loc, input=plain)
 
 
-def _paper_strategies(spec: JobSpec) -> dict[str, dict[str, Any]]:
+def paper_baselines(spec: JobSpec) -> dict[str, dict[str, Any]]:
     from schedules.paper import paper_strategies
 
     return _named_schedules(
@@ -277,7 +281,7 @@ def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
     are dropped, first wins."""
     if not spec.baselines:
         return []
-    paper = _paper_strategies(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
+    paper = paper_baselines(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
     out: dict[str, NamedSchedule] = {}
     for i, baseline in enumerate(spec.baselines):
         if baseline == PAPER_SHORTHAND:
@@ -335,7 +339,7 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
         if isinstance(baseline, str):
             if baseline == PAPER_SHORTHAND:
                 continue
-            paper = paper if paper is not None else _paper_strategies(spec)
+            paper = paper if paper is not None else paper_baselines(spec)
             if baseline not in paper:
                 errors.append(
                     InitErrorDetails(
@@ -383,6 +387,22 @@ def fixed_schedules(spec: JobSpec) -> list[NamedSchedule]:
     return out
 
 
+DIGITS_EXAMPLES = 1797  # scikit-learn's digits
+CIFAR_TRAIN = 50_000
+
+
+def task_n_train(task: TaskSpec) -> int:
+    """Training-set size of a task, from its options (the theory check's horizon; batches clip to it)."""
+    options = TASK_OPTIONS[task.name].model_validate(task.options)
+    if isinstance(options, DigitsOptions):
+        return DIGITS_EXAMPLES - math.ceil(DIGITS_EXAMPLES * options.test_fraction)
+    if isinstance(options, SyntheticLogregOptions):
+        return options.n
+    if isinstance(options, CifarOptions) and options.subset is not None:
+        return min(options.subset, CIFAR_TRAIN)
+    return CIFAR_TRAIN
+
+
 def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = None) -> list[dict[str, Any]]:
     """The theory check of every fixed schedule; one entry per schedule that has something to say."""
     from schedules.spec import Schedule
@@ -396,6 +416,7 @@ def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = N
             optimizer=spec.optimizer.name,
             momentum=momentum,
             max_epochs=spec.budget.max_epochs,
+            n_train=task_n_train(spec.task),
         ).to_json()
         if report.get("warnings") or report.get("violations"):
             out.append({"schedule": named.name, **report})

@@ -40,9 +40,9 @@ def trial_schedule(trial: Trial) -> dict[str, Any]:
 
 def _paper_names(job: Job) -> set[str]:
     try:
-        from service.jobspec import JobSpec, _paper_strategies
+        from service.jobspec import JobSpec, paper_baselines
 
-        return set(_paper_strategies(JobSpec.model_validate(job.spec)))
+        return set(paper_baselines(JobSpec.model_validate(job.spec)))
     except Exception:  # the report must not fail because the presets cannot be listed
         log.exception("could not list the paper's strategies")
         return set()
@@ -69,6 +69,7 @@ def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
     """The theory check of one schedule with the job's optimizer; None if it cannot be checked."""
     from schedules.spec import Schedule
     from schedules.theory import check
+    from service.jobspec import TaskSpec, task_n_train
 
     optimizer = job.spec.get("optimizer", {})
     momentum = optimizer.get("momentum", 0.9)
@@ -78,6 +79,7 @@ def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
             optimizer=optimizer.get("name", "nshb"),
             momentum=momentum if isinstance(momentum, int | float) else None,
             max_epochs=job.spec.get("budget", {}).get("max_epochs"),
+            n_train=task_n_train(TaskSpec.model_validate(job.spec.get("task", {}))),
         )
     except Exception as exc:  # an unusual stored schedule gives a note, not a 500
         return {"error": f"theory check failed: {exc}"}

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     # Ray and the dispatcher
     ray_address: str | None = Field(default=None, description="Ray cluster address; None starts a local Ray.")
-    ray_dashboard_url: str | None = Field(default=None, description="Dashboard link shown in job details.")
+    ray_dashboard_url: str | None = Field(default=None, description="Dashboard link for job details.")
     embedded_dispatcher: bool = Field(
         default=True, description="`serve` also runs the dispatcher in a background thread."
     )

@@ -1,4 +1,4 @@
-"""Shared fixtures: a migrated database on SQLite and on the real PostgreSQL, through one parametrized fixture.
+"""Shared fixtures: a migrated database on SQLite and on the real PostgreSQL through one parametrized fixture.
 
 ``db_url`` runs a test twice: on a fresh SQLite file (a copy of a migrated template) and on a PostgreSQL
 database created for this test session on 127.0.0.1:5432 (user postgres), emptied before each test and

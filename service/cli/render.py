@@ -88,9 +88,15 @@ def schedule_text(schedule: Mapping[str, Any] | None) -> str:
 
 
 def warning_text(warning: Any) -> str:
-    if isinstance(warning, Mapping):
-        return str(warning.get("message") or warning.get("text") or warning)
-    return str(warning)
+    """A finding (``{"code", "message"}``), or a job warning: a schedule's name with its theory report."""
+    if not isinstance(warning, Mapping):
+        return str(warning)
+    if "message" in warning:
+        return str(warning["message"])
+    if "strategy" in warning or "violations" in warning or "error" in warning:
+        name = warning.get("schedule")
+        return f"{name}: {theory_text(warning)}" if name else theory_text(warning)
+    return str(dict(warning))
 
 
 def items_of(page: Any) -> list[dict[str, Any]]:
@@ -246,55 +252,90 @@ def print_metrics(console: Console, records: Sequence[Mapping[str, Any]]) -> Non
         record = row.get("record") if isinstance(row.get("record"), Mapping) else row
         assert isinstance(record, Mapping)
         table.add_row(
-            *(fmt_sfo(record.get(c)) if c in ("epoch", "sfo") else fmt_float(record.get(c)) for c in columns)
+            *(
+                fmt_sfo(record.get(c)) if c in ("epoch", "sfo", "batch_size") else fmt_float(record.get(c))
+                for c in columns
+            )
         )
     console.print(table)
 
 
+def row_kind(row: Mapping[str, Any], *, best: bool) -> str:
+    if best:
+        return "best found"
+    if row.get("paper_strategy"):
+        return "paper"
+    return str(row.get("kind") or "")
+
+
 def print_report(console: Console, report: Mapping[str, Any]) -> None:
-    """The results table: one row per schedule (best found, baselines, the paper's strategies), SFO to target
-    side by side and relative to the best, then the theory check of the best schedule."""
-    rows = items_of(report.get("rows") if "rows" in report else report.get("entries", report))
-    target = report.get("target_grad_norm") or (report.get("target") or {}).get("grad_norm")
+    """The results table: the best schedule found, then the baselines and the paper's strategies by SFO to
+    target, with each one's SFO relative to the best; then the saving and the theory check of the best."""
+    rows = report.get("table")
+    if not isinstance(rows, list):
+        rows = items_of(report)
+    best = report.get("best") if isinstance(report.get("best"), Mapping) else None
+    target = report.get("target_grad_norm")
     title = "results"
     if target is not None:
         title += f": SFO to reach full gradient norm <= {fmt_float(target)}"
+    if report.get("status") and report.get("status") != "succeeded":
+        title += f" (job {report['status']}, from the trials finished so far)"
     table = Table(title=title)
     for column, justify in (
         ("schedule", "left"),
         ("kind", "left"),
-        ("strategy", "left"),
+        ("status", "left"),
         ("SFO to target", "right"),
-        ("vs best", "right"),
+        ("x best", "right"),
         ("final grad norm", "right"),
         ("test acc", "right"),
         ("definition", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        s = {**trial_summary(row), **row}
+        is_best = best is not None and row.get("trial_id") == best.get("trial_id")
         table.add_row(
-            str(row.get("label") or row.get("name") or row.get("trial_key") or row.get("id") or ""),
-            str(row.get("kind") or ""),
-            str(row.get("strategy") or ""),
-            fmt_sfo(s.get("sfo_to_target")),
-            fmt_ratio(row.get("ratio_to_best")) if "ratio_to_best" in row else "",
-            fmt_float(s.get("final_grad_norm")),
-            fmt_float(s.get("best_test_acc", s.get("test_acc"))),
-            schedule_text(trial_schedule(row)),
+            f"[bold]{row.get('name')}[/]" if is_best else str(row.get("name") or row.get("trial_id") or ""),
+            row_kind(row, best=is_best),
+            status_text(row.get("status")),
+            fmt_sfo(row.get("sfo_to_target")),
+            fmt_ratio(row.get("sfo_ratio")),
+            fmt_float(row.get("final_grad_norm")),
+            fmt_float(row.get("best_test_acc")),
+            schedule_text(row.get("schedule")),
         )
+    if not rows:
+        console.print(f"{title}: no finished trials yet")
+        return
     console.print(table)
-    theory = report.get("theory") or report.get("theory_check")
+    saving = report.get("best_vs_best_baseline")
+    if isinstance(saving, Mapping) and saving.get("sfo_saving") is not None:
+        share = float(saving["sfo_saving"])
+        word = "fewer" if share >= 0 else "more"
+        console.print(
+            f"best found needs {abs(share):.0%} {word} SFO to target than the best baseline "
+            f"({saving.get('baseline')})"
+        )
+    elif best is not None and best.get("sfo_to_target") is None:
+        console.print("no searched schedule reached the target")
+    theory = report.get("theory")
     if isinstance(theory, Mapping):
         console.print(f"theory check of the best schedule: {theory_text(theory)}")
 
 
 def theory_text(theory: Mapping[str, Any]) -> str:
+    """One line from a theory report (``schedules.theory.TheoryReport.to_json``)."""
+    if theory.get("error"):
+        return str(theory["error"])
     parts = []
-    if theory.get("strategy"):
-        parts.append(f"strategy {theory['strategy']}")
-    if "guaranteed" in theory:
-        parts.append("convergence guaranteed" if theory["guaranteed"] else "convergence NOT guaranteed")
-    violations = theory.get("violations") or theory.get("warnings") or []
-    parts.extend(warning_text(v) for v in violations)
-    return "; ".join(parts) or str(dict(theory))
+    strategy = theory.get("strategy_name") or theory.get("strategy")
+    if strategy:
+        parts.append(str(strategy))
+    if "converges_guaranteed" in theory:
+        parts.append(
+            "convergence guaranteed" if theory["converges_guaranteed"] else "convergence NOT guaranteed"
+        )
+    for finding in [*(theory.get("violations") or []), *(theory.get("warnings") or [])]:
+        parts.append(warning_text(finding))
+    return "; ".join(parts) or "nothing to report"

@@ -80,7 +80,7 @@ def _start_dispatcher(settings: Settings) -> Callable[[], None] | None:
     if importlib.util.find_spec("workers") is None or importlib.util.find_spec("workers.dispatcher") is None:
         log.warning("embedded dispatcher requested but workers.dispatcher is not installed; jobs stay queued")
         return None
-    from workers import dispatcher
+    dispatcher: Any = importlib.import_module("workers.dispatcher")
 
     stop = threading.Event()
     thread = threading.Thread(

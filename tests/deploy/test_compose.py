@@ -86,7 +86,8 @@ def test_database_url_points_at_the_postgres_service(
     services: dict[str, dict[str, Any]], env_file: dict[str, str]
 ) -> None:
     postgres_env = m.compose_environment(services["postgres"])
-    for name in ("migrate", "api", "dispatcher"):
+    # ray-head too: the job drivers run there and write results to the database.
+    for name in ("migrate", "api", "dispatcher", "ray-head"):
         url = m.resolve_defaults(m.compose_environment(services[name])["SCHEDSEARCH_DATABASE_URL"], env_file)
         parts = m.urlsplit(url)
         assert parts.scheme == "postgresql+psycopg", name
@@ -103,6 +104,10 @@ def test_ray_addresses_point_at_the_head_gcs_port(services: dict[str, dict[str, 
     gcs_port = int(m.flag_value(head_argv, "--port") or 6379)
     dispatcher_address = m.compose_environment(services["dispatcher"])["SCHEDSEARCH_RAY_ADDRESS"]
     assert m.host_port(dispatcher_address) == ("ray-head", gcs_port)
+    # Jobs are submitted to the head's dashboard.
+    dashboard_port = int(m.flag_value(head_argv, "--dashboard-port") or 8265)
+    dashboard_url = m.compose_environment(services["dispatcher"])["SCHEDSEARCH_RAY_DASHBOARD_URL"]
+    assert m.host_port(dashboard_url) == ("ray-head", dashboard_port)
     worker_address = m.flag_value(m.command_argv(services["ray-worker"]["command"]), "--address")
     assert worker_address is not None
     assert m.host_port(worker_address) == ("ray-head", gcs_port)

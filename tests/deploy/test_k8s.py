@@ -96,7 +96,8 @@ def test_database_url_and_ray_token_come_from_secrets(
     }
     api_init = container(objects, "schedsearch-api/migrate")
     dispatcher = container(objects, "schedsearch-dispatcher/dispatcher")
-    for c in (api_init, container(objects, "schedsearch-api/api"), dispatcher):
+    head = container(objects, "/head/ray-head")  # the job drivers run on the head
+    for c in (api_init, container(objects, "schedsearch-api/api"), dispatcher, head):
         assert m.k8s_environment(c, configmaps)["SCHEDSEARCH_DATABASE_URL"] == "<secretKeyRef>"
 
 
@@ -122,6 +123,9 @@ def test_dispatcher_ray_address_is_the_kuberay_head_service(
     ports = {p["name"]: p["containerPort"] for p in head["ports"]}
     # KubeRay names the head Service "<cluster>-head-svc" and exposes the head container's named ports.
     assert m.host_port(address) == (f"{raycluster['metadata']['name']}-head-svc", ports["gcs-server"])
+    # Ray Jobs are submitted through the head Service's dashboard port.
+    dashboard_url = m.k8s_environment(dispatcher, configmaps)["SCHEDSEARCH_RAY_DASHBOARD_URL"]
+    assert m.host_port(dashboard_url) == (f"{raycluster['metadata']['name']}-head-svc", ports["dashboard"])
     # A driver must run the head's Ray version: the same image.
     assert dispatcher["image"] == head["image"]
 

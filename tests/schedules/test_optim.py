@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ def _batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ]
 
 
-def _trajectory(model: nn.Module, opt: torch.optim.Optimizer, lrs: list[float]) -> list[torch.Tensor]:
+def _trajectory(model: nn.Module, opt: Any, lrs: list[float]) -> list[torch.Tensor]:
     points = []
     for lr, (xb, yb) in zip(lrs, _batches(len(lrs)), strict=True):
         set_lr(opt, lr)

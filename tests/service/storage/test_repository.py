@@ -24,7 +24,12 @@ def _user(factory: sessionmaker[Session], name: str = "alice", admin: bool = Fal
 def _job(factory: sessionmaker[Session], owner_id: int, **kw: Any) -> str:
     with session_scope(factory) as s:
         job, created = repo.create_job(
-            s, owner_id=owner_id, name=kw.pop("name", "j"), spec=SPEC, objective=kw.pop("objective", "sfo_to_target"), **kw
+            s,
+            owner_id=owner_id,
+            name=kw.pop("name", "j"),
+            spec=SPEC,
+            objective=kw.pop("objective", "sfo_to_target"),
+            **kw,
         )
         assert created
         return job.id
@@ -62,17 +67,30 @@ def test_list_jobs_pages_and_filters(session_factory: sessionmaker[Session]) -> 
         assert ([j.id for j in cancelled], n) == ([ids[0]], 1)
 
 
-def test_idempotency_key_same_body_returns_job_other_body_conflicts(session_factory: sessionmaker[Session]) -> None:
+def test_idempotency_key_same_body_returns_job_other_body_conflicts(
+    session_factory: sessionmaker[Session],
+) -> None:
     alice = _user(session_factory)
     first = _job(session_factory, alice, idempotency_key="k1", request_hash="h1")
     with session_scope(session_factory) as s:
         again, created = repo.create_job(
-            s, owner_id=alice, name="j", spec=SPEC, objective="sfo_to_target", idempotency_key="k1", request_hash="h1"
+            s,
+            owner_id=alice,
+            name="j",
+            spec=SPEC,
+            objective="sfo_to_target",
+            idempotency_key="k1",
+            request_hash="h1",
         )
         assert (again.id, created) == (first, False)
         with pytest.raises(Conflict, match="Idempotency-Key 'k1' was already used"):
             repo.create_job(
-                s, owner_id=alice, name="j", spec=SPEC, objective="sfo_to_target", idempotency_key="k1",
+                s,
+                owner_id=alice,
+                name="j",
+                spec=SPEC,
+                objective="sfo_to_target",
+                idempotency_key="k1",
                 request_hash="other",
             )
 
@@ -93,7 +111,12 @@ def test_claim_heartbeat_and_lease_expiry(session_factory: sessionmaker[Session]
     job_id = _job(session_factory, alice)
     with session_scope(session_factory) as s:
         job = repo.claim_job(s, owner="d1", lease_seconds=30)
-        assert job is not None and (job.id, job.status, job.lease_owner, job.attempts) == (job_id, "running", "d1", 1)
+        assert job is not None and (job.id, job.status, job.lease_owner, job.attempts) == (
+            job_id,
+            "running",
+            "d1",
+            1,
+        )
     with session_scope(session_factory) as s:
         assert repo.claim_job(s, owner="d2", lease_seconds=30) is None  # lease still held
         repo.heartbeat(s, job_id=job_id, owner="d1", lease_seconds=30)
@@ -108,7 +131,10 @@ def test_claim_heartbeat_and_lease_expiry(session_factory: sessionmaker[Session]
     with session_scope(session_factory) as s:
         done = repo.set_job_status(s, job_id=job_id, status="succeeded", owner="d2", summary={"best": 1})
         assert (done.status, done.lease_owner, done.summary, done.finished_at is not None) == (
-            "succeeded", None, {"best": 1}, True
+            "succeeded",
+            None,
+            {"best": 1},
+            True,
         )
 
 
@@ -162,7 +188,12 @@ def test_trials_upsert_metrics_idempotent_and_progress(session_factory: sessionm
         with pytest.raises(InvalidTransition, match="trial cannot go from succeeded to running"):
             repo.set_trial_status(s, trial_id=t1.id, status="running")
         job = repo.refresh_job_progress(s, job_id=job_id)
-        assert (job.trials_finished, job.sfo_spent, job.best_trial_id, job.best_value) == (3, 300, t2.id, 200.0)
+        assert (job.trials_finished, job.sfo_spent, job.best_trial_id, job.best_value) == (
+            3,
+            300,
+            t2.id,
+            200.0,
+        )
         ordered, total = repo.list_trials(s, job_id=job_id)
         assert ([t.trial_key for t in ordered], total) == (["b", "a", "c"], 3)  # no value sorts last
         worst_first, _ = repo.list_trials(s, job_id=job_id, descending=True)
@@ -194,3 +225,29 @@ def test_finish_unfinished_trials(session_factory: sessionmaker[Session]) -> Non
         assert repo.finish_unfinished_trials(s, job_id=job_id) == 2
         statuses = {t.trial_key: t.status for t in repo.list_trials(s, job_id=job_id, sort="created")[0]}
         assert statuses == {"done": "succeeded", "p": "cancelled", "r": "cancelled"}
+
+
+def test_concurrent_dispatchers_claim_each_job_once(session_factory: sessionmaker[Session]) -> None:
+    import threading
+
+    alice = _user(session_factory)
+    jobs = {_job(session_factory, alice, name=f"j{i}") for i in range(6)}
+    claimed: dict[str, list[str]] = {"d1": [], "d2": [], "d3": []}
+    barrier = threading.Barrier(len(claimed))
+
+    def dispatcher(owner: str) -> None:
+        barrier.wait()
+        while True:
+            with session_scope(session_factory) as s:
+                job = repo.claim_job(s, owner=owner, lease_seconds=60)
+            if job is None:
+                return
+            claimed[owner].append(job.id)
+
+    threads = [threading.Thread(target=dispatcher, args=(owner,)) for owner in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    every = [job_id for ids in claimed.values() for job_id in ids]
+    assert sorted(every) == sorted(jobs)  # each job exactly once, none lost

@@ -1,0 +1,208 @@
+"""Training throughput: ``schedules.trainer.train`` against a plain PyTorch ``DataLoader`` loop.
+
+The baseline is the loop as usually written (and as the paper's code is): a ``TensorDataset`` and a fresh
+``DataLoader(shuffle=True)`` each epoch for the epoch's batch size, ``loss.item()`` every step, the optimizer
+stepping parameter by parameter, then a full-gradient pass through another ``DataLoader`` with the current
+batch size, accumulating ``.grad`` scaled by b/n, and a test pass with batch 100. Ours gathers batches by index
+from on-device tensors, syncs once per epoch and measures f and grad f in one large chunk.
+
+Both run the same task, schedule, optimizer and seed, alternating in one process (ours, baseline, baseline,
+ours, ...), and the table reports the median SFO per second of each, the ratio, and the share of wall time
+spent in measurement passes. Results go to ``bench/results/trainer_throughput-<time>.json``.
+
+    python bench/trainer_throughput.py --quick          # < 2 minutes on 2 CPU cores
+    python bench/trainer_throughput.py --task digits-cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import code_version, machine, median, write_result  # noqa: E402
+from schedules.spec import Horizon, TrialSpec, batch_plan, total_steps  # noqa: E402
+from schedules.tasks import get_task  # noqa: E402
+from schedules.trainer import train  # noqa: E402
+
+
+class PaperSGDM(torch.optim.Optimizer):
+    """SHB / NSHB written the way the paper's ``optim/sgdm.py`` is: a Python loop over parameters."""
+
+    def __init__(self, params: Any, lr: float, momentum: float, nshb: bool) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nshb": nshb})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buf = state["momentum_buffer"]
+                buf.mul_(group["momentum"]).add_(p.grad, alpha=(1 - group["momentum"]) if group["nshb"] else 1.0)
+                p.add_(buf, alpha=-group["lr"])
+
+
+def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
+    """The usual hand-written loop; returns training SFO, wall seconds and seconds in measurement passes."""
+    task = get_task(spec.task.name, spec.task.options, device="cpu")
+    started = time.perf_counter()
+    torch.manual_seed(spec.seed)
+    model = task.build_model()
+    opt = PaperSGDM(
+        model.parameters(),
+        lr=0.0,
+        momentum=0.0 if spec.optimizer.name == "sgd" else spec.optimizer.momentum,
+        nshb=spec.optimizer.name == "nshb",
+    )
+    horizon = Horizon(epochs=spec.budget.max_epochs, n_train=task.n_train)
+    plan = batch_plan(spec.schedule, horizon)
+    big_t = total_steps(spec.schedule, horizon)
+    train_set = TensorDataset(task.x_train, task.y_train)
+    test_set = TensorDataset(task.x_test, task.y_test)
+    gen = torch.Generator().manual_seed(spec.seed)
+    n = task.n_train
+    sfo = step = 0
+    measure_s = 0.0
+    grad_norm = float("nan")
+    for epoch, b in enumerate(plan):
+        model.train()
+        running = 0.0
+        for xb, yb in DataLoader(train_set, batch_size=b, shuffle=True, generator=gen):
+            lr = spec.schedule.lr.at(epoch=epoch, step=step, total_steps=big_t, horizon=horizon)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+            sfo += len(yb)
+            step += 1
+        t = time.perf_counter()
+        # full gradient as in the paper's get_full_grad_list: same batch size, shuffled, b/n weights
+        opt.zero_grad()
+        for xb, yb in DataLoader(train_set, batch_size=b, shuffle=True, generator=gen):
+            (F.cross_entropy(model(xb), yb) * (b / n)).backward()
+        grad_norm = math.sqrt(sum(float(p.grad.norm() ** 2) for p in model.parameters() if p.grad is not None))
+        opt.zero_grad()
+        model.eval()
+        correct = 0
+        test_loss = 0.0
+        with torch.no_grad():
+            for xb, yb in DataLoader(test_set, batch_size=100):
+                out = model(xb)
+                test_loss += F.cross_entropy(out, yb).item()
+                correct += int((out.argmax(1) == yb).sum().item())
+        measure_s += time.perf_counter() - t
+    return {"sfo": sfo, "wall_s": time.perf_counter() - started, "measure_s": measure_s, "grad_norm": grad_norm}
+
+
+def ours(spec: TrialSpec) -> dict[str, float]:
+    result = train(spec, device="cpu")
+    s = result.summary
+    return {"sfo": s.total_sfo, "wall_s": s.wall_s, "measure_s": result.measure_s, "grad_norm": s.final_grad_norm}
+
+
+def make_spec(task: str, batch: dict[str, Any], epochs: int, optimizer: str) -> TrialSpec:
+    return TrialSpec.from_json(
+        {
+            "task": {"name": task, "options": {}},
+            "optimizer": {"name": optimizer, "momentum": 0.9},
+            "schedule": {"batch_size": batch, "lr": {"family": "constant", "lr0": 0.1}},
+            "budget": {"max_epochs": epochs, "max_sfo": None},
+            "target": {"grad_norm": None, "stop_at_target": False},
+            "seed": 0,
+        }
+    )
+
+
+def cases(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], int]]:
+    sizes = [8, 32, 128, 512, 4096] if args.quick else [2**k for k in range(3, 13)]
+    rows: list[tuple[str, dict[str, Any], int]] = [
+        (f"constant b={b}", {"family": "constant", "b0": b}, args.epochs) for b in sizes
+    ]
+    # the paper's growing batch, 8 -> 4096 (x2 per stage), one stage per `interval` epochs
+    interval = 1 if args.quick else 2
+    rows.append(
+        ("exp_growth 8->4096", {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": interval}, 10 * interval)
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="digits-mlp", choices=["digits-mlp", "digits-cnn", "synthetic-logreg"])
+    parser.add_argument("--optimizer", default="nshb", choices=["shb", "nshb", "sgd"])
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per constant-batch case")
+    parser.add_argument("--repeats", type=int, default=None, help="runs of each side per case")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (< 2 minutes)")
+    args = parser.parse_args(argv)
+    args.epochs = args.epochs or (3 if args.quick else 5)
+    repeats = args.repeats or (2 if args.quick else 3)
+
+    rows = []
+    print(f"task={args.task} optimizer={args.optimizer} repeats={repeats} torch={torch.__version__}")
+    header = f"{'case':<22}{'ours SFO/s':>12}{'loader SFO/s':>14}{'ratio':>8}{'ours meas%':>12}{'loader meas%':>14}"
+    print(header)
+    print("-" * len(header))
+    # warm-up: the first autograd pass and thread-pool start-up cost ~1 s once per process
+    warm = make_spec(args.task, {"family": "constant", "b0": 64}, 1, args.optimizer)
+    ours(warm)
+    dataloader_loop(warm)
+    for label, batch, epochs in cases(args):
+        spec = make_spec(args.task, batch, epochs, args.optimizer)
+        runs: dict[str, list[dict[str, float]]] = {"ours": [], "loader": []}
+        for r in range(repeats):
+            order = [("ours", ours), ("loader", dataloader_loop)]
+            for name, fn in order if r % 2 == 0 else order[::-1]:
+                runs[name].append(fn(spec))
+        summary: dict[str, Any] = {"case": label, "batch": batch, "epochs": epochs}
+        for name, results in runs.items():
+            summary[name] = {
+                "sfo_per_s": median([x["sfo"] / x["wall_s"] for x in results]),
+                "measure_share": median([x["measure_s"] / x["wall_s"] for x in results]),
+                "wall_s": [x["wall_s"] for x in results],
+                "sfo": results[0]["sfo"],
+                "final_grad_norm": results[0]["grad_norm"],
+            }
+        summary["ratio"] = summary["ours"]["sfo_per_s"] / summary["loader"]["sfo_per_s"]
+        rows.append(summary)
+        print(
+            f"{label:<22}{summary['ours']['sfo_per_s']:>12,.0f}{summary['loader']['sfo_per_s']:>14,.0f}"
+            f"{summary['ratio']:>7.2f}x{100 * summary['ours']['measure_share']:>11.1f}%"
+            f"{100 * summary['loader']['measure_share']:>13.1f}%",
+            flush=True,
+        )
+    ratios = [row["ratio"] for row in rows]
+    print(f"ratio: min {min(ratios):.2f}x, median {median(ratios):.2f}x, max {max(ratios):.2f}x")
+    path = write_result(
+        "trainer_throughput",
+        {
+            "task": args.task,
+            "optimizer": args.optimizer,
+            "quick": args.quick,
+            "repeats": repeats,
+            "rows": rows,
+            "machine": machine(),
+            "code_version": code_version(),
+        },
+    )
+    print(f"wrote {path.name} under bench/results/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

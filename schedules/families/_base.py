@@ -1,0 +1,187 @@
+"""Shared pieces of the schedule families: the error type, parameter checks and the two abstract bases.
+
+A family is a frozen dataclass that validates itself in ``__post_init__``. Errors raised there name the
+parameter alone (``factor``); ``parse_batch`` / ``parse_lr`` add the dotted prefix (``batch_size.factor``)
+so that one family class serves the top level and nested places (Seesaw's ``lr.base``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+_MISSING = object()
+
+
+class SpecError(ValueError):
+    """A schedule or trial spec that cannot work. ``field`` is a dotted path ("lr.lr_max"), ``value`` the
+    offending value; the message says what is valid."""
+
+    def __init__(self, field: str, value: Any, requirement: str) -> None:
+        self.field = field
+        self.value = value
+        self.requirement = requirement
+        leaf = field.rsplit(".", 1)[-1] if field else "value"
+        shown = "" if value is _MISSING else f", got {leaf}={value!r}"
+        super().__init__(f"{field} {requirement}{shown}")
+
+    def with_prefix(self, prefix: str) -> SpecError:
+        """The same error with ``prefix.`` in front of the field path."""
+        if not prefix:
+            return self
+        field = f"{prefix}.{self.field}" if self.field else prefix
+        return SpecError(field, self.value, self.requirement)
+
+
+def missing_error(field: str, requirement: str) -> SpecError:
+    """A SpecError for a required parameter that is absent (no ``got ...`` part)."""
+    return SpecError(field, _MISSING, requirement)
+
+
+class HorizonLike(Protocol):
+    """What a family needs to know of the run: its length in epochs and the training-set size."""
+
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def n_train(self) -> int: ...
+
+
+def as_float(
+    name: str,
+    value: Any,
+    *,
+    family: str,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> float:
+    """``value`` as a finite float within the bounds, or a SpecError naming ``name`` and the valid range."""
+    bounds = _describe(gt=gt, ge=ge, lt=lt, le=le)
+    where = f" for {family}" if family else ""
+    need = f"must be a finite number{(' ' + bounds) if bounds else ''}{where}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(name, value, need)
+    out = float(value)
+    if not math.isfinite(out):
+        raise SpecError(name, value, need)
+    if (
+        (gt is not None and not out > gt)
+        or (ge is not None and not out >= ge)
+        or (lt is not None and not out < lt)
+        or (le is not None and not out <= le)
+    ):
+        raise SpecError(name, value, f"must be {bounds}{where}")
+    return out
+
+
+def as_int(name: str, value: Any, *, family: str, ge: int | None = None, le: int | None = None) -> int:
+    """``value`` as an int (an integral float such as 30.0 is accepted) within the bounds."""
+    bounds = _describe(ge=ge, le=le)
+    where = f" for {family}" if family else ""
+    need = f"must be an integer{(' ' + bounds) if bounds else ''}{where}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(name, value, need)
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise SpecError(name, value, need)
+    out = int(value)
+    if (ge is not None and out < ge) or (le is not None and out > le):
+        raise SpecError(name, value, f"must be {bounds}{where}")
+    return out
+
+
+def _describe(**bounds: float | None) -> str:
+    ops = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return " and ".join(f"{ops[k]} {_num(v)}" for k, v in bounds.items() if v is not None)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def ceil_clean(x: float) -> int:
+    """ceil that ignores float noise: 16.000000000000004 is 16, not 17 (stage values such as 8 * 2^k or the
+    affine rescale are computed in floats)."""
+    return math.ceil(x - 1e-9)
+
+
+def stage_of(epoch: int, interval: int) -> int:
+    return epoch // interval
+
+
+class Family:
+    """Base of every family: the JSON form and the parsing of a params dict."""
+
+    family: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": self.family}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = value.to_json() if isinstance(value, Family) else value
+        return out
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Family:
+        """Build from the JSON dict minus ``family``; unknown keys and missing required keys are SpecErrors
+        with the bare parameter name as field (the caller prefixes it)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for key in params:
+            if key not in fields:
+                raise SpecError(
+                    str(key),
+                    params[key],
+                    f"is not a parameter of {cls.family} (valid: {', '.join(fields)})",
+                )
+        for name, f in fields.items():
+            no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if no_default and name not in params:
+                raise missing_error(name, f"is required for {cls.family}")
+        return cls(**params)
+
+
+class BatchSchedule(Family):
+    """Batch size per epoch. ``b0`` is the first batch size of every family."""
+
+    b0: int
+
+    def at(self, epoch: int, horizon: HorizonLike) -> int:
+        """The batch size of epoch ``epoch`` (0-based), before Seesaw's multiplier and clipping to n_train."""
+        raise NotImplementedError
+
+    @property
+    def is_adaptive(self) -> bool:
+        """True when the trainer, not the epoch, moves the batch size (the ``adaptive`` family)."""
+        return False
+
+
+class LRSchedule(Family):
+    """Learning rate as a pure function of the position in training. ``lr0`` is the first LR."""
+
+    #: True when the value moves every step (t), False when it moves once per epoch.
+    per_step: ClassVar[bool] = False
+    #: True when the value needs T, the total number of steps, computed in advance from the batch plan.
+    needs_total_steps: ClassVar[bool] = False
+
+    @property
+    def first_lr(self) -> float:
+        raise NotImplementedError
+
+    def at(
+        self,
+        *,
+        epoch: int,
+        step: int = 0,
+        total_steps: int | None = None,
+        horizon: HorizonLike,
+    ) -> float:
+        """LR at 0-based ``epoch`` and global ``step`` t; families that need T read ``total_steps``."""
+        raise NotImplementedError
+
+    def batch_multiplier(self, epoch: int, horizon: HorizonLike) -> float:
+        """Factor on the batch size at ``epoch``; 1.0 except for Seesaw, which trades LR cuts for batch."""
+        return 1.0

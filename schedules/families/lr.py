@@ -1,0 +1,388 @@
+"""Learning-rate families, formulas exactly as the paper's code (paper-notes §2.3), plus step decay, Seesaw.
+
+Per-step families (``diminishing``, ``linear``, ``poly``) count the global step t (0-based); ``linear`` and
+``poly`` need T, the total number of steps, from the batch plan. The others move once per epoch
+(0-based e) and read the run length N from the horizon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from schedules.families._base import (
+    HorizonLike,
+    LRSchedule,
+    SpecError,
+    as_float,
+    as_int,
+    missing_error,
+    stage_of,
+)
+from schedules.families.batch import affine_stage_value
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _require_total(total_steps: int | None, family: str) -> int:
+    if total_steps is None or total_steps < 1:
+        raise SpecError(
+            "total_steps", total_steps, f"must be an integer >= 1 for the per-step family {family}"
+        )
+    return total_steps
+
+
+@dataclass(frozen=True)
+class ConstantLR(LRSchedule):
+    """lr = lr0."""
+
+    family: ClassVar[str] = "constant"
+    lr0: float
+
+    def __post_init__(self) -> None:
+        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        return self.lr0
+
+
+@dataclass(frozen=True)
+class DiminishingLR(LRSchedule):
+    """lr_t = lr0 / sqrt(t + 1), per step.  Table (lr0=0.1): t=0 -> 0.1, t=3 -> 0.05, t=99 -> 0.01."""
+
+    family: ClassVar[str] = "diminishing"
+    per_step: ClassVar[bool] = True
+    lr0: float
+
+    def __post_init__(self) -> None:
+        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        return self.lr0 / math.sqrt(step + 1)
+
+
+@dataclass(frozen=True)
+class LinearLR(LRSchedule):
+    """lr_t = lr0 (1 - t/T), per step.  Table (lr0=0.1, T=100): t=0 -> 0.1, t=50 -> 0.05, t=100 -> 0."""
+
+    family: ClassVar[str] = "linear"
+    per_step: ClassVar[bool] = True
+    needs_total_steps: ClassVar[bool] = True
+    lr0: float
+
+    def __post_init__(self) -> None:
+        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        t_total = _require_total(total_steps, self.family)
+        return self.lr0 * max(0.0, 1.0 - step / t_total)
+
+
+@dataclass(frozen=True)
+class PolyLR(LRSchedule):
+    """lr_t = lr0 (1 - t/T)^power, per step (torch PolynomialLR with total_iters = T; 0 after T).
+
+    Table (lr0=0.1, power=2, T=100): t=0 -> 0.1, t=50 -> 0.025.
+    """
+
+    family: ClassVar[str] = "poly"
+    per_step: ClassVar[bool] = True
+    needs_total_steps: ClassVar[bool] = True
+    lr0: float
+    power: float = 2.0
+
+    def __post_init__(self) -> None:
+        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+        _set(self, "power", as_float("power", self.power, family=self.family, gt=0))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        t_total = _require_total(total_steps, self.family)
+        return self.lr0 * max(0.0, 1.0 - min(step, t_total) / t_total) ** self.power
+
+
+@dataclass(frozen=True)
+class CosineLR(LRSchedule):
+    """lr_e = lr_min + (lr0 - lr_min)(1 + cos(pi e / N))/2, per epoch.
+
+    Table (lr0=0.1, N=300): e=0 -> 0.1, e=150 -> 0.05, e=300 -> 0.
+    """
+
+    family: ClassVar[str] = "cosine"
+    lr0: float
+    lr_min: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+        _set(self, "lr_min", as_float("lr_min", self.lr_min, family=self.family, ge=0, le=self.lr0))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        return self.lr_min + (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * epoch / horizon.epochs)) / 2
+
+
+@dataclass(frozen=True)
+class StepDecayLR(LRSchedule):
+    """lr_e = lr0 decay^floor(e/interval).  Table (lr0=0.1, decay=0.5, interval=30): e=30 -> 0.05."""
+
+    family: ClassVar[str] = "step_decay"
+    lr0: float
+    decay: float
+    interval: int
+
+    def __post_init__(self) -> None:
+        f = self.family
+        _set(self, "lr0", as_float("lr0", self.lr0, family=f, gt=0))
+        _set(self, "decay", as_float("decay", self.decay, family=f, gt=0, lt=1))
+        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        return self.lr0 * self.decay ** stage_of(epoch, self.interval)
+
+
+@dataclass(frozen=True)
+class ExpGrowthLR(LRSchedule):
+    """The paper's "increasing LR", per epoch, stage k = floor(e/interval), N = run length in epochs:
+
+    - only ``lr_max``: gamma = (lr_max/lr0)^(interval/(N - interval)), lr = min(lr0 gamma^k, lr_max), so
+      lr_max is reached in the last stage;
+    - only ``factor``: lr = lr0 factor^k (uncapped);
+    - both: the affine rescale of the batch size (last stage = lr_max), capped at lr_max.
+
+    Table (lr0=0.1, lr_max=1.0, interval=30, N=300): stages 0.1, 0.1292, 0.1668, ..., 0.7743, 1.0.
+    """
+
+    family: ClassVar[str] = "exp_growth"
+    lr0: float
+    interval: int
+    lr_max: float | None = None
+    factor: float | None = None
+
+    def __post_init__(self) -> None:
+        f = self.family
+        _set(self, "lr0", as_float("lr0", self.lr0, family=f, gt=0))
+        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
+        if self.lr_max is None and self.factor is None:
+            raise missing_error("lr_max", "or lr.factor must be given for exp_growth (at least one)")
+        if self.lr_max is not None:
+            _set(self, "lr_max", as_float("lr_max", self.lr_max, family=f, gt=self.lr0))
+        if self.factor is not None:
+            _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def growth_factor(self, horizon: HorizonLike) -> float:
+        """gamma: ``factor`` when given, else the one that reaches lr_max in the last stage."""
+        if self.factor is not None:
+            return self.factor
+        assert self.lr_max is not None
+        span = horizon.epochs - self.interval
+        if span <= 0:
+            return 1.0
+        return float((self.lr_max / self.lr0) ** (self.interval / span))
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        k = stage_of(epoch, self.interval)
+        if self.lr_max is None:
+            assert self.factor is not None
+            return self.lr0 * self.factor**k
+        if self.factor is None:
+            return min(self.lr0 * self.growth_factor(horizon) ** k, self.lr_max)
+        last = (horizon.epochs - self.interval) / self.interval
+        return affine_stage_value(self.lr0, self.factor, k, cap=self.lr_max, last_stage=last)
+
+
+def _warmup_value(lr0: float, lr_max: float, warmup_epochs: int, warmup_interval: int, epoch: int) -> float:
+    """min(lr0 gamma_w^floor(e/w), lr_max), gamma_w = (lr_max/lr0)^(w/(W - w)): lr_max at e = W - w."""
+    gamma_w = (lr_max / lr0) ** (warmup_interval / (warmup_epochs - warmup_interval))
+    return min(lr0 * gamma_w ** stage_of(epoch, warmup_interval), lr_max)
+
+
+def _check_warmup(obj: Any) -> None:
+    f = obj.family
+    _set(obj, "lr0", as_float("lr0", obj.lr0, family=f, gt=0))
+    _set(obj, "lr_max", as_float("lr_max", obj.lr_max, family=f, gt=obj.lr0))
+    _set(obj, "warmup_epochs", as_int("warmup_epochs", obj.warmup_epochs, family=f, ge=2))
+    # w < W, or the warm-up factor (lr_max/lr0)^(w/(W-w)) divides by zero.
+    _set(
+        obj,
+        "warmup_interval",
+        as_int("warmup_interval", obj.warmup_interval, family=f, ge=1, le=obj.warmup_epochs - 1),
+    )
+
+
+@dataclass(frozen=True)
+class WarmupConstLR(LRSchedule):
+    """Warm-up in plateaus of ``warmup_interval`` epochs up to lr_max (reached at e = W - w), then lr_max.
+
+    Table (lr0=0.1, lr_max=1.0, W=30, w=3): e=0 -> 0.1, e=3 -> 0.1292, e=27 -> 1.0, e=200 -> 1.0.
+    """
+
+    family: ClassVar[str] = "warmup_const"
+    lr0: float
+    lr_max: float
+    warmup_epochs: int = 30
+    warmup_interval: int = 3
+
+    def __post_init__(self) -> None:
+        _check_warmup(self)
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        if epoch < self.warmup_epochs:
+            return _warmup_value(self.lr0, self.lr_max, self.warmup_epochs, self.warmup_interval, epoch)
+        return self.lr_max
+
+
+@dataclass(frozen=True)
+class WarmupCosineLR(LRSchedule):
+    """The same warm-up, then for e >= W: lr_min + (lr_max - lr_min)(1 + cos(pi (e - W)/(N - W)))/2.
+
+    Table (lr0=0.1, lr_max=1.0, W=30, w=3, N=300): e=27 -> 1.0, e=30 -> 1.0, e=165 -> 0.5.
+    """
+
+    family: ClassVar[str] = "warmup_cosine"
+    lr0: float
+    lr_max: float
+    warmup_epochs: int = 30
+    warmup_interval: int = 3
+    lr_min: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_warmup(self)
+        _set(self, "lr_min", as_float("lr_min", self.lr_min, family=self.family, ge=0, lt=self.lr_max))
+
+    @property
+    def first_lr(self) -> float:
+        return self.lr0
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        if epoch < self.warmup_epochs:
+            return _warmup_value(self.lr0, self.lr_max, self.warmup_epochs, self.warmup_interval, epoch)
+        span = horizon.epochs - self.warmup_epochs
+        if span <= 0:
+            return self.lr_max
+        frac = (epoch - self.warmup_epochs) / span
+        return self.lr_min + (self.lr_max - self.lr_min) * (1 + math.cos(math.pi * frac)) / 2
+
+
+#: Bases Seesaw accepts: per-epoch and non-increasing, so "fallen by another factor alpha" is well defined.
+SEESAW_BASES = ("constant", "cosine", "step_decay")
+#: Default cap on Seesaw's batch multiplier when the base reaches 0 (cosine with lr_min = 0 at the end).
+SEESAW_MAX_MULTIPLIER = 1024.0
+
+
+@dataclass(frozen=True)
+class SeesawLR(LRSchedule):
+    """Seesaw (arXiv 2510.14717) on a per-epoch decaying base: each time the base has fallen by another factor
+    ``alpha``, the LR is cut by sqrt(alpha) instead and the batch grows by alpha.
+
+    k(e) = floor(log_alpha(base(0)/base(e)) + 1e-9), capped at ``max_cuts``; LR = base(0) alpha^(-k/2),
+    batch multiplier alpha^k. ``max_cuts`` = None means the largest k with alpha^k <= 1024, which also
+    covers a base that reaches 0. The batch is further clipped to n_train by ``batch_plan``.
+
+    Table (base step_decay 0.1, decay 0.5, interval 30; alpha=2): e=0 -> LR 0.1, batch x1;
+    e=30 -> LR 0.0707, batch x2; e=60 -> LR 0.05, batch x4.
+    """
+
+    family: ClassVar[str] = "seesaw"
+    base: LRSchedule
+    alpha: float = 2.0
+    max_cuts: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, LRSchedule) or self.base.family not in SEESAW_BASES:
+            name = getattr(self.base, "family", self.base)
+            raise SpecError(
+                "base.family",
+                name,
+                f"must be one of {', '.join(SEESAW_BASES)} (a per-epoch decay) for seesaw",
+            )
+        _set(self, "alpha", as_float("alpha", self.alpha, family=self.family, gt=1))
+        if self.max_cuts is not None:
+            _set(self, "max_cuts", as_int("max_cuts", self.max_cuts, family=self.family, ge=0, le=64))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> SeesawLR:
+        from schedules.families.registry import parse_lr  # the registry imports this module
+
+        if "base" not in params:
+            raise missing_error("base", "is required for seesaw (a per-epoch LR family dict)")
+        base = params["base"]
+        if not isinstance(base, Mapping):
+            raise SpecError("base", base, "must be an LR family dict for seesaw")
+        rest = {k: v for k, v in params.items() if k != "base"}
+        built = super().from_params({**rest, "base": parse_lr(base, field="base")})
+        assert isinstance(built, SeesawLR)
+        return built
+
+    @property
+    def first_lr(self) -> float:
+        return self.base.first_lr
+
+    @property
+    def cut_cap(self) -> int:
+        if self.max_cuts is not None:
+            return self.max_cuts
+        return math.floor(math.log(SEESAW_MAX_MULTIPLIER) / math.log(self.alpha) + 1e-9)
+
+    def cuts(self, epoch: int, horizon: HorizonLike) -> int:
+        """k(e): how many times the base has fallen by another factor alpha since epoch 0."""
+        b0 = self.base.at(epoch=0, horizon=horizon)
+        be = self.base.at(epoch=epoch, horizon=horizon)
+        if be <= 0:
+            return self.cut_cap
+        k = math.floor(math.log(b0 / be) / math.log(self.alpha) + 1e-9)
+        return max(0, min(k, self.cut_cap))
+
+    def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
+        return self.base.first_lr * self.alpha ** (-self.cuts(epoch, horizon) / 2)
+
+    def batch_multiplier(self, epoch: int, horizon: HorizonLike) -> float:
+        return float(self.alpha ** self.cuts(epoch, horizon))
+
+
+__all__ = [
+    "SEESAW_BASES",
+    "ConstantLR",
+    "CosineLR",
+    "DiminishingLR",
+    "ExpGrowthLR",
+    "LinearLR",
+    "PolyLR",
+    "SeesawLR",
+    "StepDecayLR",
+    "WarmupConstLR",
+    "WarmupCosineLR",
+]

@@ -1,0 +1,127 @@
+"""The trainer on digits-mlp: SFO accounting, budgets, stopping, divergence, determinism, LR per step."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from schedules.metrics import EpochRecord
+from schedules.spec import TrialSpec
+from schedules.trainer import train
+
+N_TRAIN = 1347  # digits-mlp training set with the default split
+
+
+def _spec(batch: dict[str, Any], lr: dict[str, Any] | None = None, **extra: Any) -> TrialSpec:
+    d: dict[str, Any] = {
+        "task": {"name": "digits-mlp", "options": {"hidden": 32}},
+        "optimizer": {"name": "nshb", "momentum": 0.9},
+        "schedule": {"batch_size": batch, "lr": lr or {"family": "constant", "lr0": 0.1}},
+        "budget": {"max_epochs": 3, "max_sfo": None},
+        "seed": 0,
+    }
+    d.update(extra)
+    return TrialSpec.from_json(d)
+
+
+def _numbers(records: tuple[EpochRecord, ...]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.to_json().items() if k != "wall_s"} for r in records]
+
+
+def test_same_seed_gives_identical_records_and_another_seed_does_not() -> None:
+    spec = _spec({"family": "exp_growth", "b0": 16, "factor": 2.0, "interval": 1})
+    first, second = train(spec, device="cpu"), train(spec, device="cpu")
+    assert _numbers(first.records) == _numbers(second.records)
+    other = train(TrialSpec.from_json({**spec.to_json(), "seed": 1}), device="cpu")
+    assert _numbers(other.records) != _numbers(first.records)
+
+
+def test_sfo_is_the_sum_of_batch_sizes_and_steps_follow_the_plan() -> None:
+    seen: list[EpochRecord] = []
+    result = train(_spec({"family": "exp_growth", "b0": 100, "factor": 2.0, "interval": 1}), seen.append, device="cpu")
+    assert [r.batch_size for r in result.records] == [100, 200, 400]
+    # every epoch uses each example once (last partial batch kept): ceil(1347/b) steps
+    assert [r.step for r in result.records] == [14, 14 + 7, 14 + 7 + 4]
+    assert [r.sfo for r in result.records] == [N_TRAIN, 2 * N_TRAIN, 3 * N_TRAIN]
+    # measurement passes: one before training and one per epoch, counted apart
+    assert [r.measure_sfo for r in result.records] == [2 * N_TRAIN, 3 * N_TRAIN, 4 * N_TRAIN]
+    assert list(result.records) == seen  # report gets every record, in order
+    s = result.summary
+    assert (s.status, s.stop_reason, s.total_sfo, s.total_steps) == ("completed", "max_epochs", 3 * N_TRAIN, 25)
+    assert s.initial_grad_norm is not None and s.final_grad_norm is not None
+    assert s.final_grad_norm < s.initial_grad_norm  # it trained
+
+
+def test_max_sfo_is_never_exceeded() -> None:
+    spec = _spec({"family": "constant", "b0": 100}, budget={"max_epochs": 5, "max_sfo": 2000})
+    result = train(spec, device="cpu")
+    # epoch 1: 1347; epoch 2 takes 6 batches of 100 (1947); a 7th would pass 2000
+    assert [r.sfo for r in result.records] == [1347, 1947]
+    assert [r.epoch for r in result.records] == [1, 2]
+    assert (result.summary.status, result.summary.stop_reason) == ("completed", "max_sfo")
+
+
+def test_budget_ending_on_an_epoch_boundary_adds_no_empty_record() -> None:
+    result = train(_spec({"family": "constant", "b0": 100}, budget={"max_epochs": 5, "max_sfo": 2 * N_TRAIN}))
+    assert [r.sfo for r in result.records] == [N_TRAIN, 2 * N_TRAIN]
+    assert result.summary.stop_reason == "max_sfo"
+
+
+def test_stops_at_target_when_asked() -> None:
+    spec = _spec({"family": "constant", "b0": 64}, target={"grad_norm": 10.0, "stop_at_target": True})
+    result = train(spec, device="cpu")
+    assert len(result.records) == 1
+    assert (result.summary.stop_reason, result.summary.epochs_to_target) == ("target", 1)
+    assert result.summary.sfo_to_target == N_TRAIN
+
+
+def test_should_stop_is_polled_each_epoch() -> None:
+    polls: list[int] = []
+
+    def should_stop() -> bool:
+        polls.append(1)
+        return len(polls) == 2
+
+    result = train(_spec({"family": "constant", "b0": 256}), should_stop=should_stop)
+    assert len(result.records) == 2 and len(polls) == 2
+    assert (result.summary.status, result.summary.stop_reason) == ("stopped", "stopped")
+
+
+def test_divergence_is_a_status_not_an_exception() -> None:
+    result = train(_spec({"family": "constant", "b0": 64}, {"family": "constant", "lr0": 1e30}), device="cpu")
+    assert (result.summary.status, result.summary.stop_reason) == ("diverged", "diverged")
+    assert len(result.records) == 1
+    assert not math.isfinite(result.records[-1].grad_norm) or not math.isfinite(result.records[-1].train_loss)
+    assert result.to_json()["records"][-1]["grad_norm"] is None  # JSON-safe
+
+
+def test_per_step_lr_uses_total_steps() -> None:
+    # linear: lr0 (1 - t/T); b=200 -> 7 steps per epoch, T = 21; the record holds the LR of the epoch's last step
+    result = train(_spec({"family": "constant", "b0": 200}, {"family": "linear", "lr0": 0.2}), device="cpu")
+    assert [r.lr for r in result.records] == pytest.approx([0.2 * (1 - t / 21) for t in (6, 13, 20)])
+
+
+def test_adaptive_stage_advances_on_the_gradient_norm_rule() -> None:
+    # eps0 huge: every check passes, so the batch doubles at every check (every 5 steps) up to b_max
+    batch = {"family": "adaptive", "b0": 16, "factor": 2.0, "lr_factor": 1.0, "eps0": 1e9,
+             "check_every": 5, "b_max": 64}
+    result = train(_spec(batch), device="cpu")
+    # epoch 1: 5 steps at 16, 5 at 32, then 64 for the remaining 1347 - 240 = 1107 examples (18 steps)
+    assert result.records[0].step == 5 + 5 + 18
+    assert [r.batch_size for r in result.records] == [64, 64, 64]
+    # two checks taken (after the cap no more), plus the initial and per-epoch passes
+    assert result.records[-1].measure_sfo == (2 + 1 + 3) * N_TRAIN
+    # eps0 tiny: never advances
+    never = train(_spec({**batch, "eps0": 1e-9}), device="cpu")
+    assert [r.batch_size for r in never.records] == [16, 16, 16]
+    assert never.records[-1].measure_sfo > result.records[-1].measure_sfo  # more checks, none passed
+
+
+def test_faithful_mode_runs_and_differs_from_clean() -> None:
+    clean = train(_spec({"family": "constant", "b0": 128}), device="cpu")
+    faithful = train(_spec({"family": "constant", "b0": 128}, grad_norm_mode="faithful"), device="cpu")
+    # the MLP has no BatchNorm, so only the b/n over-weighting of the short last chunk differs
+    assert [r.train_loss for r in faithful.records] == [r.train_loss for r in clean.records]
+    assert faithful.records[-1].grad_norm != clean.records[-1].grad_norm

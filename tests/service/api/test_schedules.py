@@ -1,0 +1,37 @@
+"""POST /v1/schedules/check: the theory check without running anything."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from schedules.spec import Schedule
+from schedules.theory import check
+
+GROWING_BOTH = {
+    "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": 3},
+    "lr": {"family": "exp_growth", "lr0": 0.1, "lr_max": 1.0, "interval": 3},
+}
+
+
+def test_check_returns_the_theory_report(client: TestClient, alice: dict[str, str]) -> None:
+    body = {"schedule": GROWING_BOTH, "optimizer": "nshb", "momentum": 0.9, "max_epochs": 30}
+    response = client.post("/v1/schedules/check", json=body, headers=alice)
+    assert response.status_code == 200
+    expected = check(
+        Schedule.from_json(GROWING_BOTH), optimizer="nshb", momentum=0.9, max_epochs=30
+    ).to_json()
+    assert response.json() == expected
+    assert response.json()["strategy"] == "iii"
+
+
+def test_check_locates_a_bad_schedule(client: TestClient, alice: dict[str, str]) -> None:
+    bad = {**GROWING_BOTH, "batch_size": {"family": "exp_growth", "b0": 8, "factor": 0.5, "interval": 3}}
+    response = client.post("/v1/schedules/check", json={"schedule": bad}, headers=alice)
+    assert response.status_code == 422
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["body", "schedule", "batch_size", "factor"]
+    assert detail["msg"].startswith("batch_size.factor ")
+
+
+def test_check_needs_a_token(client: TestClient) -> None:
+    assert client.post("/v1/schedules/check", json={"schedule": GROWING_BOTH}).status_code == 401

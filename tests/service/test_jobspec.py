@@ -1,0 +1,83 @@
+"""Job spec helpers: baselines expansion, distributions, trial counts, task sizes, objectives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.jobspec import (
+    JobSpec,
+    count_trials,
+    expand_baselines,
+    fixed_schedules,
+    iter_distributions,
+    task_n_train,
+)
+from service.objectives import is_better, objective_value
+from tests.service.api.conftest import JOB, job_body
+
+CONSTANT = {"batch_size": {"family": "constant", "b0": 32}, "lr": {"family": "constant", "lr0": 0.1}}
+
+
+def test_paper_shorthand_expands_to_the_four_strategies() -> None:
+    from schedules.paper import paper_strategies
+
+    spec = JobSpec.model_validate(job_body(baselines=["paper", "paper-ii", {"name": "mine", **CONSTANT}]))
+    expanded = expand_baselines(spec)
+    expected = paper_strategies(max_epochs=JOB["budget"]["max_epochs"], optimizer="nshb")
+    # "paper-ii" named again is not run twice; the dict keeps its own name
+    assert [b.name for b in expanded] == [*expected, "mine"]
+    assert expanded[0].schedule == expected["paper-i"].to_json()
+    assert expanded[-1].schedule == CONSTANT
+    assert count_trials(spec) == JOB["search"]["num_trials"] + len(expected) + 1
+
+
+def test_unnamed_baseline_gets_its_index() -> None:
+    spec = JobSpec.model_validate(job_body(baselines=[CONSTANT]))
+    assert [b.name for b in expand_baselines(spec)] == ["baseline-0"]
+
+
+def test_fixed_schedules_include_fully_fixed_candidates_only() -> None:
+    spec = JobSpec.model_validate(job_body(space=[JOB["space"][0], CONSTANT], baselines=[]))
+    assert [s.name for s in fixed_schedules(spec)] == ["space-1"]
+
+
+def test_iter_distributions_finds_each_with_its_path() -> None:
+    assert sorted(iter_distributions(JOB["space"][0])) == [
+        (("batch_size", "b0"), "choice"),
+        (("batch_size", "factor"), "uniform"),
+        (("lr", "lr_max"), "loguniform"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "n_train"),
+    [
+        ({"name": "digits-mlp"}, 1347),  # 1797 - 450 test examples at test_fraction 0.25
+        ({"name": "digits-cnn", "options": {"test_fraction": 0.5}}, 898),  # 1797 - ceil(898.5)
+        ({"name": "synthetic-logreg", "options": {"n": 512}}, 512),  # n is the training set
+        ({"name": "cifar100-resnet18"}, 50_000),  # the full CIFAR training set
+        ({"name": "cifar10-resnet18", "options": {"subset": 1000}}, 1000),  # a subset
+    ],
+)
+def test_task_n_train(task: dict[str, Any], n_train: int) -> None:
+    assert task_n_train(JobSpec.model_validate(job_body(task=task)).task) == n_train
+
+
+@pytest.mark.parametrize(
+    ("objective", "summary", "value"),
+    [
+        ("sfo_to_target", {"sfo_to_target": 1200}, 1200.0),  # reached
+        ("sfo_to_target", {"sfo_to_target": None}, None),  # never reached
+        ("final_grad_norm", {"final_grad_norm": float("nan")}, None),  # diverged: not comparable
+        ("test_acc", {"best_test_acc": 0.93}, 0.93),  # reads best_test_acc
+    ],
+)
+def test_objective_value(objective: str, summary: dict[str, Any], value: float | None) -> None:
+    assert objective_value(objective, summary) == value
+
+
+def test_is_better_respects_direction() -> None:
+    assert is_better("sfo_to_target", 10.0, 20.0) and not is_better("sfo_to_target", 30.0, 20.0)
+    assert is_better("test_acc", 0.9, 0.8) and is_better("test_acc", 0.1, None)

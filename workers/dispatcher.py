@@ -1,0 +1,387 @@
+"""The dispatcher: claims queued jobs and runs each one's Tune driver as a Ray Job, then watches it.
+
+Why a Ray Job rather than Tune inside this process (docs/workers.md has the long form): the experiment
+shows up in the dashboard's Jobs tab with its driver logs, can be stopped there, and keeps running when the
+dispatcher dies; a restarted dispatcher claims the job again once its lease has expired and adopts the
+still-running Ray Job instead of starting a second one. When the driver itself is gone (the head restarted,
+the local Ray died with its machine) the job is submitted again and the new driver restarts only the
+unfinished trials (``workers.driver.plan_job``).
+
+Loop, every ``poll_s``:
+
+1. for each job this dispatcher watches: heartbeat its lease (a lost lease means someone else took the job
+   over: stop watching); if the Ray Job ended but the job did not (the driver died), submit it again, up to
+   ``max_attempts`` drivers, then fail the job with the Ray Job's message; if a cancel was asked and the
+   driver has not stopped within ``cancel_grace_s``, stop the Ray Job and finish the cancel here;
+2. claim more jobs (``repository.claim_job``: queued, or running with an expired lease) up to ``max_jobs``.
+
+The cluster is ``SCHEDSEARCH_RAY_ADDRESS`` (token auth, jobs submitted through
+``SCHEDSEARCH_RAY_DASHBOARD_URL`` or the dashboard the cluster reports), or, when unset, a local head that
+the dispatcher starts in its own process group and records under ``<data_dir>/ray/`` so that a restarted
+dispatcher finds it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shlex
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.settings import Settings
+from service.storage import repository as repo
+from service.storage.db import make_engine, make_session_factory, normalize_url, session_scope
+from service.storage.errors import LeaseLost, NotFound
+from service.storage.models import Job
+from service.storage.states import JOB_TERMINAL, JobStatus, TrialStatus
+from workers import raycluster
+from workers.store import JobStore
+
+logger = logging.getLogger("workers.dispatcher")
+
+TERMINAL_RAY = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+
+
+# ------------------------------------------------------------------------------------------- the cluster
+
+
+@dataclass
+class RayTarget:
+    """How the dispatcher reaches its Ray cluster."""
+
+    address: str  # GCS host:port
+    dashboard_url: str  # where jobs are submitted
+    public_dashboard_url: str  # the link stored with each job
+    local: bool  # the cluster runs on this machine (the driver can use this interpreter)
+    owned_head: raycluster.RayNode | None = None  # a head this dispatcher started
+
+
+def _token_for_local_ray(state_dir: Path) -> str:
+    """The token of the dispatcher's own local Ray: the environment's, else one kept in ``state_dir``."""
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    if token:
+        return token
+    path = state_dir / "auth_token"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = raycluster.new_token()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token
+
+
+def _discover_dashboard(address: str) -> str:
+    import ray
+
+    context = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        url = context.dashboard_url or ""
+    finally:
+        ray.shutdown()
+    if not url:
+        raise RuntimeError(f"the Ray cluster at {address} reports no dashboard; set SCHEDSEARCH_RAY_DASHBOARD_URL")
+    return url if url.startswith("http") else f"http://{url}"
+
+
+def _is_this_machine(address: str) -> bool:
+    host = address.rpartition(":")[0] or address
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    try:
+        local = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        local = set()
+    return host in local
+
+
+def connect_ray(settings: Settings) -> RayTarget:
+    """The configured cluster, or this dispatcher's local head (started if it is not running)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if settings.ray_address:
+        dashboard = settings.ray_dashboard_url or _discover_dashboard(settings.ray_address)
+        return RayTarget(address=settings.ray_address, dashboard_url=dashboard.rstrip("/"),
+                         public_dashboard_url=(settings.ray_dashboard_url or dashboard).rstrip("/"),
+                         local=_is_this_machine(settings.ray_address))
+    state_dir = settings.data_dir.resolve() / "ray"
+    token = _token_for_local_ray(state_dir)
+    os.environ["RAY_AUTH_TOKEN"] = token  # this process's Ray clients (job submission) need it too
+    head = raycluster.load_node(state_dir / "head.json")
+    if head is None or not raycluster.is_running(head) or not raycluster.gcs_answers(head.gcs_address):
+        # A short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
+        temp_dir = Path(tempfile.mkdtemp(prefix="schedsearch-ray-"))
+        head = raycluster.start_head(temp_dir, token=token, num_cpus=os.cpu_count() or 1)
+        raycluster.save_node(head, state_dir / "head.json")
+        logger.info("started a local Ray head at %s (dashboard %s)", head.gcs_address, head.dashboard_url)
+    assert head.dashboard_url is not None
+    return RayTarget(address=head.gcs_address, dashboard_url=head.dashboard_url,
+                     public_dashboard_url=settings.ray_dashboard_url or head.dashboard_url, local=True,
+                     owned_head=head)
+
+
+# ------------------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Watch:
+    job_id: str
+    submission_id: str
+    drivers: int = 1  # drivers submitted for this job by this dispatcher
+    stop_sent: bool = False
+
+
+@dataclass
+class Dispatcher:
+    settings: Settings
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    poll_s: float = 1.0
+    max_jobs: int = 2
+    max_attempts: int = 3
+    cancel_grace_s: float = 15.0
+    _factory: sessionmaker[Session] | None = None
+    _target: RayTarget | None = None
+    _client: Any = None
+    _watch: dict[str, _Watch] = field(default_factory=dict)
+    _last_beat: float = 0.0
+
+    # -- setup
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        if self._factory is None:
+            engine = make_engine(self.settings.resolved_database_url(), settings=self.settings)
+            self._factory = make_session_factory(engine)
+        return self._factory
+
+    def target(self) -> RayTarget:
+        if self._target is None:
+            self._target = connect_ray(self.settings)
+        return self._target
+
+    def client(self) -> Any:
+        if self._client is None:
+            from ray.job_submission import JobSubmissionClient
+
+            self._client = JobSubmissionClient(self.target().dashboard_url)
+        return self._client
+
+    # -- public
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; errors of one step are logged and the loop goes on."""
+        logger.info("dispatcher %s started", self.owner)
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                logger.exception("dispatcher step failed; retrying in %.1fs", self.poll_s)
+            stop.wait(self.poll_s)
+        self.shutdown()
+
+    def step(self) -> None:
+        self._tend_watched()
+        while len(self._watch) < self.max_jobs:
+            with session_scope(self.factory) as s:
+                job = repo.claim_job(s, owner=self.owner, lease_seconds=self.settings.lease_seconds)
+            if job is None:
+                break
+            self._start(job)
+
+    def shutdown(self) -> None:
+        """Give up the leases (another dispatcher can adopt the running Ray Jobs at once) and, when nothing
+        runs on it, stop the local head this dispatcher started."""
+        for job_id in list(self._watch):
+            try:
+                with session_scope(self.factory) as s:
+                    repo.release_job(s, job_id=job_id, owner=self.owner)
+            except Exception:
+                logger.exception("could not release job %s", job_id)
+        running = bool(self._watch)
+        self._watch.clear()
+        target = self._target
+        if target is not None and target.owned_head is not None and not running:
+            raycluster.stop_node(target.owned_head)
+            (self.settings.data_dir.resolve() / "ray" / "head.json").unlink(missing_ok=True)
+        if self._factory is not None:
+            bind = self._factory.kw.get("bind")
+            if bind is not None:
+                bind.dispose()
+
+    # -- internals
+
+    def _ray_status(self, submission_id: str) -> tuple[str | None, str]:
+        """(status, message) of a Ray Job; status None when the cluster does not know it."""
+        try:
+            info = self.client().get_job_info(submission_id)
+        except Exception as exc:  # unknown id (404) or the dashboard restarting
+            return None, str(exc)
+        status = getattr(info.status, "value", str(info.status))
+        return str(status), str(info.message or "")
+
+    def _start(self, job: Job) -> None:
+        """A freshly claimed job: adopt its running Ray Job, finish a cancel, or submit a driver."""
+        if job.ray_job_id:
+            status, _ = self._ray_status(job.ray_job_id)
+            if status is not None and status not in TERMINAL_RAY:
+                self._watch[job.id] = _Watch(job.id, job.ray_job_id)
+                self._event(job.id, "driver_adopted", f"adopted the running Ray Job {job.ray_job_id}")
+                return
+        if JobStatus(job.status) == JobStatus.CANCELLING:
+            self._finish_cancel(job.id, "cancelled (no driver was running)")
+            return
+        self._submit(job.id, drivers=1)
+
+    def _submit(self, job_id: str, *, drivers: int) -> None:
+        target = self.target()
+        submission_id = f"schedsearch-{job_id[:12]}-{int(time.time())}-{secrets.token_hex(2)}"
+        python = shlex.quote(sys.executable) if target.local else "python"
+        entrypoint = f"{python} -m workers.driver --job-id {shlex.quote(job_id)}"
+        if target.local:
+            results = (self.settings.data_dir.resolve() / "ray_results").as_posix()
+            entrypoint += f" --storage-path {shlex.quote(results)}"
+        self.client().submit_job(
+            entrypoint=entrypoint,
+            submission_id=submission_id,
+            runtime_env={"env_vars": _driver_env(self.settings)},
+            metadata={"schedsearch_job": job_id, "dispatcher": self.owner},
+            entrypoint_num_cpus=0,
+        )
+        with session_scope(self.factory) as s:
+            repo.update_job_progress(
+                s, job_id=job_id, ray_job_id=submission_id,
+                ray_dashboard_url=f"{target.public_dashboard_url}/#/jobs/{submission_id}",
+            )
+            repo.add_job_event(s, job_id=job_id, kind="driver_submitted",
+                               message=f"Ray Job {submission_id} (driver {drivers})")
+        self._watch[job_id] = _Watch(job_id, submission_id, drivers=drivers)
+
+    def _tend_watched(self) -> None:
+        beat = time.monotonic() - self._last_beat >= self.settings.lease_seconds / 3
+        if beat:
+            self._last_beat = time.monotonic()
+        for job_id, watch in list(self._watch.items()):
+            try:
+                with session_scope(self.factory) as s:
+                    if beat:
+                        job = repo.heartbeat(s, job_id=job_id, owner=self.owner,
+                                             lease_seconds=self.settings.lease_seconds)
+                    else:
+                        job = repo.get_job(s, job_id=job_id)
+            except (LeaseLost, NotFound) as exc:
+                logger.warning("job %s: %s; no longer watching it", job_id, exc)
+                self._watch.pop(job_id, None)
+                continue
+            if JobStatus(job.status) in JOB_TERMINAL:
+                self._watch.pop(job_id, None)
+                continue
+            status, message = self._ray_status(watch.submission_id)
+            if status in TERMINAL_RAY or status is None:
+                self._driver_gone(job, watch, status, message)
+            elif JobStatus(job.status) == JobStatus.CANCELLING and not watch.stop_sent:
+                asked = job.cancel_requested_at or datetime.now(UTC)
+                if (datetime.now(UTC) - asked).total_seconds() > self.cancel_grace_s:
+                    logger.warning("job %s: driver ignores the cancel; stopping Ray Job", job_id)
+                    self.client().stop_job(watch.submission_id)
+                    watch.stop_sent = True
+
+    def _driver_gone(self, job: Job, watch: _Watch, status: str | None, message: str) -> None:
+        """The Ray Job ended (or vanished) while the job is still active."""
+        with session_scope(self.factory) as s:
+            job = repo.get_job(s, job_id=job.id)
+        if JobStatus(job.status) in JOB_TERMINAL:
+            self._watch.pop(job.id, None)
+            return
+        if JobStatus(job.status) == JobStatus.CANCELLING:
+            self._finish_cancel(job.id, "cancelled")
+            return
+        what = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}: {message[-1500:]}"
+        if watch.drivers < self.max_attempts:
+            self._event(job.id, "driver_lost", what)
+            self._submit(job.id, drivers=watch.drivers + 1)
+            return
+        store = JobStore(self.factory, job.id)
+        store.finish_unfinished(TrialStatus.CANCELLED, "the job failed")
+        store.finish_job(JobStatus.FAILED, error=f"{watch.drivers} drivers failed; last: {what}",
+                         message="driver failed")
+        self._watch.pop(job.id, None)
+
+    def _finish_cancel(self, job_id: str, message: str) -> None:
+        store = JobStore(self.factory, job_id)
+        store.finish_unfinished(TrialStatus.CANCELLED, "job cancelled")
+        store.finish_job(JobStatus.CANCELLED, message=message)
+        self._watch.pop(job_id, None)
+
+    def _event(self, job_id: str, kind: str, message: str) -> None:
+        with session_scope(self.factory) as s:
+            repo.add_job_event(s, job_id=job_id, kind=kind, message=message)
+
+
+def _driver_env(settings: Settings) -> dict[str, str]:
+    """Environment of the driver's Ray Job. The database URL travels only without a password: Ray shows a
+    job's runtime env in its dashboard, so a URL with a secret must come from the head's own environment
+    (``SCHEDSEARCH_DATABASE_URL`` set there, e.g. from a Kubernetes secret)."""
+    url = make_url(normalize_url(settings.resolved_database_url()))
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).resolve()))
+    env = {"SCHEDSEARCH_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms)}
+    if url.password is None:
+        env["SCHEDSEARCH_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    return env
+
+
+# ------------------------------------------------------------------------------------------- entry points
+
+
+@dataclass
+class DispatcherThread:
+    """A dispatcher running in a daemon thread (``schedsearch serve`` with the embedded dispatcher)."""
+
+    dispatcher: Dispatcher
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout_s)
+
+
+def run_embedded(settings: Settings, stop: threading.Event) -> None:
+    """The embedded dispatcher of ``schedsearch serve`` (``service/cli/server.py`` runs this in a thread)."""
+    Dispatcher(settings).run(stop)
+
+
+def start_in_thread(settings: Settings, **kwargs: Any) -> DispatcherThread:
+    dispatcher = Dispatcher(settings, **kwargs)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="schedsearch-dispatcher", daemon=True)
+    thread.start()
+    return DispatcherThread(dispatcher, thread, stop)
+
+
+def run_forever(settings: Settings, **kwargs: Any) -> int:
+    """``schedsearch dispatcher``: run in the foreground until SIGTERM or Ctrl-C."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logger.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    Dispatcher(settings, **kwargs).run(stop)
+    return 0

@@ -1,0 +1,395 @@
+"""The Tune driver of one job: ``python -m workers.driver --job-id ID`` (the entrypoint of its Ray Job).
+
+What one run does:
+
+1. reads the job from the database (the driver, unlike the trainable, may) and plans the experiment from
+   the spec and the trials already in the database (``plan_job``): finished trials are never run again,
+   unfinished ones are restarted with their stored config and key, and the search only asks Optuna for the
+   trials still missing. So a driver that dies (a killed dispatcher that took the local Ray with it, a lost
+   head node) is simply started again, and every finished trial stays present exactly once;
+2. runs ``tune.Tuner(...).fit()`` on the cluster: given points first, then Optuna (TPE or random; the study
+   lives in the service's database so ``optuna-dashboard`` can open it), ASHA on SFO, actors reused,
+   FailureConfig retries for lost nodes, ``ResultsWriter`` streaming epochs into the database and
+   ``JobStopper`` polling the cancel request;
+3. ends the job: cancelled (unfinished trials cancelled), succeeded with the summary, or failed with the
+   reason when no trial produced a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import re
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from service.jobspec import JobSpec, expand_baselines
+from service.objectives import OBJECTIVES
+from service.settings import Settings
+from service.storage.db import normalize_url
+from service.storage.models import Trial
+from service.storage.states import TRIAL_TERMINAL, JobStatus, TrialStatus
+from workers.space import GivenPoint, JobSpace, fixed_points
+from workers.store import JobStore
+
+logger = logging.getLogger("workers.driver")
+
+GIVEN_PREFIXES = ("baseline:", "fixed:", "grid:")
+MAX_FAILURES = 2  # Tune retries of a trial whose worker died (a lost node); trial errors are not retried
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What is left to run of a job, given the trials already in the database."""
+
+    given: tuple[GivenPoint, ...]  # baselines, fixed candidates, grid points and restarted trials
+    space: JobSpace
+    n_search: int  # new Optuna suggestions still to ask for
+    trials_total: int
+    restarted: int
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.given) + self.n_search
+
+
+def plan_job(spec: JobSpec, existing: Sequence[Trial]) -> JobPlan:
+    terminal = {s.value for s in TRIAL_TERMINAL}
+    done = {t.trial_key for t in existing if t.status in terminal}
+    baselines = [(b.name, b.schedule) for b in expand_baselines(spec)]
+    space_dicts = [c.model_dump() for c in spec.space]
+    momentum: float | dict[str, Any] = (
+        dict(spec.optimizer.momentum) if isinstance(spec.optimizer.momentum, dict)
+        else float(spec.optimizer.momentum)
+    )
+    fixed = fixed_points(baselines, space_dicts, momentum)
+    space = JobSpace.from_spec(space_dicts, momentum)
+    if spec.search.algorithm == "grid":
+        planned = [*fixed, *space.grid(spec.search.num_trials)]
+        n_search_total = 0
+    else:
+        planned = list(fixed)
+        n_search_total = spec.search.num_trials if space.searchable else 0
+    planned_keys = {p.key for p in planned}
+    # Search trials of an earlier run (their key is a Tune trial id): finished ones count against the
+    # number of suggestions, unfinished ones are restarted as given points with their stored config.
+    earlier = [t for t in existing if t.trial_key not in planned_keys and not t.trial_key.startswith(GIVEN_PREFIXES)]
+    restarted = [
+        GivenPoint(key=t.trial_key, name=t.name or t.trial_key, kind=t.kind,
+                   schedule=dict((t.config or {}).get("schedule") or {}),
+                   momentum=float((t.config or {}).get("momentum") or 0.0))
+        for t in earlier if t.status not in terminal
+    ]
+    finished_search = sum(1 for t in earlier if t.status in terminal)
+    given = tuple(p for p in planned if p.key not in done) + tuple(restarted)
+    n_search = max(n_search_total - finished_search - len(restarted), 0)
+    return JobPlan(given=given, space=space, n_search=n_search, trials_total=len(planned) + n_search_total,
+                   restarted=len(restarted))
+
+
+# ------------------------------------------------------------------------------------------- optuna
+
+
+def optuna_storage_url(database_url: str) -> str:
+    """Where the job's Optuna studies live, next to the service's tables but apart from them (both use a
+    table named ``trials``): a sibling SQLite file ``<name>-optuna.db``, or the ``optuna`` schema of the
+    same PostgreSQL database. ``optuna-dashboard <this URL>`` opens it."""
+    url = make_url(normalize_url(database_url))
+    if url.get_backend_name() == "sqlite":
+        db = Path(url.database or "schedsearch.db")
+        return str(url.set(database=str(db.with_name(f"{db.stem}-optuna{db.suffix or '.db'}"))))
+    if url.get_backend_name() == "postgresql":
+        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(hide_password=False)
+    return str(url.render_as_string(hide_password=False))
+
+
+def _ensure_optuna_schema(database_url: str) -> None:
+    url = make_url(normalize_url(database_url))
+    if url.get_backend_name() != "postgresql":
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA IF NOT EXISTS optuna"))
+    finally:
+        engine.dispose()
+
+
+def _fail_stale_optuna_trials(storage: Any, study_name: str) -> int:
+    """Optuna trials still RUNNING belong to a driver that died; mark them FAIL so TPE ignores them."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return 0
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in stale:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return len(stale)
+
+
+def _redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def _sfo_per_epoch(spec: JobSpec) -> float:
+    """n_train of the task (SFO of one full epoch), computed on a worker so the driver stays torch-free."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def n_train(name: str, options: dict[str, Any]) -> int:
+        from schedules.tasks import get_task
+
+        return int(get_task(name, options, device="cpu").n_train)
+
+    return float(ray.get(n_train.remote(spec.task.name, dict(spec.task.options))))
+
+
+def _slots(spec: JobSpec, plan: JobPlan) -> int:
+    """Trials that can run at once: the concurrency limit, the trial count and the cluster's CPUs."""
+    import ray
+
+    cpus = float(ray.cluster_resources().get("CPU", 1.0)) if ray.is_initialized() else 1.0
+    by_cpu = max(int(cpus // max(spec.resources.cpus, 1e-9)), 1)
+    return max(min(spec.search.max_concurrent, max(plan.num_samples, 1), by_cpu), 1)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:80]
+
+
+def _trial_name(job_id: str) -> Any:
+    def name(trial: Any) -> str:
+        return f"job-{job_id[:8]}-{trial.config.get('_key') or trial.trial_id}"
+
+    return name
+
+
+def _trial_dirname(trial: Any) -> str:
+    return _safe_name(str(trial.config.get("_key") or trial.trial_id))
+
+
+def run_job(settings: Settings, job_id: str, *, storage_path: Path | None = None) -> str:
+    """Run (or finish) the job; returns its final status. Exceptions of our own code fail the job."""
+    store = JobStore.connect(settings, job_id)
+    try:
+        return _run_job(settings, store, storage_path)
+    except Exception as exc:
+        text = "".join(traceback.format_exception(exc))[-4000:]
+        logger.exception("job %s: driver failed", job_id)
+        try:
+            job = store.job()
+            if JobStatus(job.status) == JobStatus.CANCELLING:
+                store.finish_unfinished(TrialStatus.CANCELLED, "job cancelled")
+                store.finish_job(JobStatus.CANCELLED, message="cancelled (driver error while stopping)")
+                return JobStatus.CANCELLED.value
+            store.finish_unfinished(TrialStatus.CANCELLED, "the driver failed")
+            store.finish_job(JobStatus.FAILED, error=f"driver error: {text}", message="driver error")
+        except Exception:
+            logger.exception("job %s: could not record the failure", job_id)
+        return JobStatus.FAILED.value
+    finally:
+        store.close()
+
+
+def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> str:
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from workers.callback import JobStopper, ResultsWriter
+    from workers.search import JobSearcher, TolerantOptunaSearch, make_scheduler
+    from workers.trainable import run_trial
+
+    job = store.job()
+    job_id = job.id
+    status = JobStatus(job.status)
+    if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        return status.value
+    if status in (JobStatus.CANCELLING, JobStatus.QUEUED) and job.cancel_requested_at is not None:
+        store.finish_unfinished(TrialStatus.CANCELLED, "job cancelled")
+        store.finish_job(JobStatus.CANCELLED, message="cancelled before the experiment started")
+        return JobStatus.CANCELLED.value
+    store.mark_running()
+    spec = JobSpec.model_validate(job.spec)
+    plan = plan_job(spec, store.trials())
+    store.progress(trials_total=plan.trials_total)
+    store.event("driver_started", f"driver on {os.uname().nodename}: {len(plan.given)} given, "
+                f"{plan.n_search} to search, {plan.restarted} restarted",
+                {"given": len(plan.given), "search": plan.n_search, "restarted": plan.restarted})
+    started = time.monotonic()
+
+    if not ray.is_initialized():
+        # In a Ray Job the supervisor sets RAY_ADDRESS; run by hand, the settings name the cluster.
+        ray.init(address=os.environ.get("RAY_ADDRESS") or settings.ray_address or None,
+                 logging_level=logging.WARNING, log_to_driver=False)
+
+    direction = OBJECTIVES[spec.objective][1]
+    per_epoch = _sfo_per_epoch(spec) if spec.budget.max_sfo is None else 0.0
+    cap_sfo = float(spec.budget.max_sfo or per_epoch * spec.budget.max_epochs)
+    if per_epoch == 0.0:
+        per_epoch = cap_sfo / spec.budget.max_epochs
+
+    inner = None
+    study_name = f"schedsearch-job-{job_id}"
+    optuna_url = optuna_storage_url(settings.resolved_database_url())
+    if plan.n_search > 0:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _ensure_optuna_schema(settings.resolved_database_url())
+        storage = optuna.storages.RDBStorage(optuna_url)
+        _fail_stale_optuna_trials(storage, study_name)
+        sampler: optuna.samplers.BaseSampler = (
+            optuna.samplers.RandomSampler(seed=spec.search.seed) if spec.search.algorithm == "random"
+            else optuna.samplers.TPESampler(seed=spec.search.seed)
+        )
+        inner = TolerantOptunaSearch(space=plan.space, metric="objective", mode=direction, sampler=sampler,
+                                     storage=storage, study_name=study_name)
+    searcher = JobSearcher([p.config() for p in plan.given], inner, plan.n_search,
+                           metric="objective", mode=direction)
+
+    # SFO spent by trials that finished in an earlier run counts against budget.total_sfo too.
+    spent_before = sum(int(t.sfo or 0) for t in store.trials() if t.status in {s.value for s in TRIAL_TERMINAL})
+    writer = ResultsWriter(store, target_grad_norm=spec.target.grad_norm)
+    stopper = JobStopper(store, total_sfo=spec.budget.total_sfo,
+                         spent=lambda: sum(writer.sfo_by_key.values()) + spent_before)
+    writer.stopping = lambda: stopper.reason
+
+    if plan.num_samples > 0:
+        base = {
+            "task": {"name": spec.task.name, "options": dict(spec.task.options)},
+            "optimizer": spec.optimizer.name,
+            "max_epochs": spec.budget.max_epochs,
+            "max_sfo": spec.budget.max_sfo,
+            "target": spec.target.grad_norm,
+            "stop_at_target": spec.target.stop_at_target,
+            "seed": spec.search.seed,
+            "objective": spec.objective,
+            "cap_sfo": cap_sfo,
+        }
+        resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+        trainable = tune.with_resources(tune.with_parameters(run_trial, base=base), resources)
+        attempt = job.attempts or 1
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent),
+                scheduler=make_scheduler(early_stopping=spec.search.early_stopping, max_t=cap_sfo,
+                                         per_epoch=per_epoch, n_search=plan.n_search),
+                num_samples=plan.num_samples,
+                reuse_actors=True,
+                trial_name_creator=_trial_name(job_id),
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=f"job-{job_id}-attempt-{attempt}",
+                storage_path=str(storage_path) if storage_path else None,
+                callbacks=[writer],
+                stop=stopper,
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                verbose=0,
+            ),
+        )
+        fit_started = time.monotonic()
+        store.event("experiment_started", f"Tune experiment {job_id} attempt {attempt}: {plan.num_samples} trials",
+                    {"setup_s": round(fit_started - started, 3)})
+        tuner.fit()
+        fit_wall = time.monotonic() - fit_started
+    else:
+        fit_wall = 0.0
+
+    wall = time.monotonic() - started
+    if stopper.reason == "cancel":
+        store.finish_unfinished(TrialStatus.CANCELLED, "job cancelled")
+        store.finish_job(JobStatus.CANCELLED, message="cancelled while running")
+        return JobStatus.CANCELLED.value
+    if stopper.reason == "budget":
+        store.finish_unfinished(TrialStatus.PRUNED, "job SFO budget (budget.total_sfo) exhausted")
+    # Trials Tune never ended cleanly (should not happen) must not stay running forever.
+    store.finish_unfinished(TrialStatus.FAILED, "the trial did not finish (Tune reported no end)")
+    overhead = writer.overhead_summary(fit_wall_s=fit_wall, slots=_slots(spec, plan))
+    summary = _summary(store, spec, overhead, wall, optuna_url, study_name, plan)
+    counts = summary["trials"]
+    with_result = sum(counts.get(s, 0) for s in ("succeeded", "diverged", "pruned"))
+    if with_result == 0 and counts:
+        first_error = next((t.error for t in store.trials() if t.error), "no error text")
+        store.finish_job(JobStatus.FAILED, summary=summary,
+                         error=f"no trial produced a result ({dict(counts)}); first error: {first_error}"[:4000],
+                         message="every trial failed")
+        return JobStatus.FAILED.value
+    store.finish_job(JobStatus.SUCCEEDED, summary=summary, message=f"{sum(counts.values())} trials")
+    return JobStatus.SUCCEEDED.value
+
+
+def _summary(store: JobStore, spec: JobSpec, overhead: Mapping[str, Any], wall: float, optuna_url: str,
+             study_name: str, plan: JobPlan) -> dict[str, Any]:
+    trials = store.trials()
+    counts = Counter(t.status for t in trials)
+    field, direction = OBJECTIVES[spec.objective]
+    scored = [t for t in trials if t.objective is not None and math.isfinite(t.objective)]
+    best = (min if direction == "min" else max)(scored, key=lambda t: float(t.objective or 0), default=None)
+    summary: dict[str, Any] = {
+        "trials": dict(counts),
+        "objective": spec.objective,
+        "best": None if best is None else {
+            "trial_id": best.id, "trial_key": best.trial_key, "name": best.name, "kind": best.kind,
+            "objective": best.objective, "schedule": (best.config or {}).get("schedule"),
+            "sfo_to_target": (best.summary or {}).get("sfo_to_target"),
+        },
+        "baselines": [
+            {"name": t.name, "status": t.status, "sfo_to_target": (t.summary or {}).get("sfo_to_target"),
+             field: (t.summary or {}).get(field)}
+            for t in trials if t.kind == "baseline"
+        ],
+        "overhead": dict(overhead),
+        "wall_s": round(wall, 3),
+        "nodes": sorted({t.node_id for t in trials if t.node_id}),
+        "optuna": {"study": study_name, "storage": _redact(optuna_url)} if plan.n_search or any(
+            not t.trial_key.startswith(GIVEN_PREFIXES) for t in trials) else None,
+    }
+    try:
+        # The report the API serves, frozen into the job at its end (best against baselines, theory check).
+        from service.report import build_report
+        from service.storage.db import session_scope
+
+        with session_scope(store.factory) as s:
+            from service.storage.repository import get_job
+
+            summary["report"] = build_report(s, get_job(s, job_id=store.job_id))
+    except Exception as exc:  # the report is a convenience; the job result does not depend on it
+        summary["report_error"] = f"{type(exc).__name__}: {exc}"
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.driver", description=__doc__.splitlines()[0])
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--storage-path", type=Path, default=None, help="Tune results folder on the head.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    status = run_job(Settings(), args.job_id, storage_path=args.storage_path)
+    print(f"job {args.job_id}: {status}", flush=True)
+    return 0 if status in (JobStatus.SUCCEEDED.value, JobStatus.CANCELLED.value) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Tune search algorithm and scheduler for a job: given points first, then Optuna; ASHA that spares baselines.
+
+- ``JobSearcher`` hands out the given points (baselines, fixed candidates, grid points, trials restarted
+  after a dispatcher or driver crash) and then asks the inner searcher (``OptunaSearch`` with TPE or random
+  sampling) for ``n_search`` more. Only the inner searcher's own trials are reported back to it, so the
+  baselines do not leak into the Optuna study.
+- ``TolerantOptunaSearch`` ignores late reports for trials Optuna already considers finished (Optuna raises
+  ``UpdateFinishedTrialError``), which otherwise crash the Tune driver after a restart.
+- ``make_scheduler`` builds ASHA with SFO as its clock: trials are compared by gradient norm at equal SFO.
+  Baselines are never stopped early (they are the yardstick), but their results still shape the rungs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+logger = logging.getLogger(__name__)
+
+
+class TolerantOptunaSearch(OptunaSearch):
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id not in self._ot_trials:
+            return
+        try:
+            super().on_trial_result(trial_id, result)
+        except Exception as exc:  # optuna.exceptions.UpdateFinishedTrialError and storage hiccups
+            logger.warning("optuna: ignoring a result of trial %s: %s", trial_id, exc)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self._ot_trials:
+            return
+        try:
+            super().on_trial_complete(trial_id, result=result, error=error)
+        except Exception as exc:
+            logger.warning("optuna: ignoring the completion of trial %s: %s", trial_id, exc)
+
+
+class JobSearcher(Searcher):
+    """Given configs first (in order), then up to ``n_search`` suggestions of ``inner``."""
+
+    def __init__(
+        self,
+        given: Sequence[dict[str, Any]],
+        inner: Searcher | None,
+        n_search: int,
+        *,
+        metric: str,
+        mode: str,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.given = [dict(c) for c in given]
+        self.next_given = 0
+        self.inner = inner
+        self.n_search_left = n_search if inner is not None else 0
+        self.inner_trials: set[str] = set()
+
+    @property
+    def total(self) -> int:
+        return len(self.given) + self.n_search_left + len(self.inner_trials)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any],
+                              **spec: Any) -> bool:
+        return True  # metric and mode are fixed at construction; the space is ours
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.next_given < len(self.given):
+            config = dict(self.given[self.next_given])
+            self.next_given += 1
+            return config
+        if self.inner is None or self.n_search_left <= 0:
+            return Searcher.FINISHED
+        config = self.inner.suggest(trial_id)
+        if config is None or config == Searcher.FINISHED:
+            return config
+        self.n_search_left -= 1
+        self.inner_trials.add(trial_id)
+        return dict(config)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self.inner is not None and trial_id in self.inner_trials:
+            self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if self.inner is not None and trial_id in self.inner_trials:
+            self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class SparingASHA(ASHAScheduler):
+    """ASHA that never stops baseline trials (config ``_kind == "baseline"``), nor a trial in its last epoch
+    (``sfo >= spare_from``): stopping it there saves nothing and loses the trainer's own summary."""
+
+    def __init__(self, *, spare_from: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spare_from = spare_from
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if trial.config.get("_kind") == "baseline" or float(result.get("sfo") or 0) >= self.spare_from:
+            return TrialScheduler.CONTINUE
+        return decision
+
+
+def asha_rungs(max_t: float, per_epoch: float, n_search: int) -> tuple[float, float] | None:
+    """(grace_period, reduction_factor) in SFO for ASHA, or None when early stopping cannot help.
+
+    reduction_factor 3 when there are enough trials for three rungs of survivors (>= 9), else 2; the grace
+    period is max_t / rf^2 (so two rungs below max_t) but at least one epoch of SFO.
+
+    >>> asha_rungs(30_000, 1_000, 24)
+    (3333.33..., 3)   # rungs at 3.3k and 10k SFO
+    """
+    if n_search < 2 or max_t <= per_epoch:
+        return None
+    rf = 3.0 if n_search >= 9 else 2.0
+    grace = max(max_t / rf**2, per_epoch)
+    if grace >= max_t:
+        return None
+    return grace, rf
+
+
+def make_scheduler(*, early_stopping: bool, max_t: float, per_epoch: float, n_search: int) -> TrialScheduler:
+    rungs = asha_rungs(max_t, per_epoch, n_search) if early_stopping else None
+    if rungs is None:
+        return FIFOScheduler()
+    grace, rf = rungs
+    return SparingASHA(
+        time_attr="sfo",
+        metric="grad_norm",
+        mode="min",
+        # ASHA stops a trial that reaches max_t itself; one epoch of headroom lets trials end on their own
+        # (with the trainer's summary) while the rungs stay where the budget puts them.
+        max_t=math.ceil(max_t + per_epoch),
+        spare_from=max_t - per_epoch / 2,
+        grace_period=max(int(grace), 1),
+        reduction_factor=rf,
+    )

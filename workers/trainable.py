@@ -1,0 +1,130 @@
+"""The Ray Tune function trainable: one trial = one call of ``schedules.trainer.train``.
+
+Every epoch becomes one ``tune.report`` (the trainer calls ``report`` once per epoch; nothing is synced per
+step). The trial's last report carries ``final=True`` plus either the trainer's ``summary`` or the ``error``
+text: a trial whose training raises ends normally with the error in its result, so Tune's FailureConfig
+retries only system failures (a lost node, a killed worker), never a deterministic bug, and the job goes on.
+
+The trainable never touches the service database and its config holds only the schedule and bookkeeping
+keys (``_key``, ``_kind``, ``_name``); the job-wide parts come through ``tune.with_parameters`` as ``base``
+(task, optimizer, budget, target, seed, objective), which holds no secrets either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from service.objectives import OBJECTIVES
+
+# What an epoch report carries besides the EpochRecord fields.
+REPORT_EXTRA = ("objective", "node_id", "final", "summary", "error", "train_wall_s")
+
+
+def record_dict(record: Any) -> dict[str, Any]:
+    to_json = getattr(record, "to_json", None)
+    if callable(to_json):
+        return dict(to_json())
+    return dataclasses.asdict(record)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class ObjectiveTracker:
+    """The value the searcher minimizes or maximizes, updated at each epoch.
+
+    It must exist at every epoch (``OptunaSearch`` records it as an intermediate value) and be finite (Optuna
+    rejects NaN). For ``sfo_to_target`` a trial that has not reached the target yet gets a penalty above any
+    reachable value that still orders trials by how close they came: ``2 * cap * (1 + log10(min_norm /
+    target))``, where ``cap`` is the per-trial SFO budget. Diverged trials get ``100 * cap``.
+    """
+
+    def __init__(self, objective: str, target: float, cap_sfo: float) -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        self.objective = objective
+        self.target = target
+        self.cap = max(float(cap_sfo), 1.0)
+        self.reached_sfo: float | None = None
+        self.min_norm = math.inf
+        self.best_acc = 0.0
+        self.diverged = False
+
+    def update(self, record: Mapping[str, Any]) -> float:
+        norm = _finite(record.get("grad_norm"))
+        if norm is None:
+            self.diverged = True
+        else:
+            self.min_norm = min(self.min_norm, norm)
+            if self.reached_sfo is None and norm <= self.target:
+                self.reached_sfo = float(record["sfo"])
+        acc = _finite(record.get("test_acc"))
+        if acc is not None:
+            self.best_acc = max(self.best_acc, acc)
+        return self.value(norm)
+
+    def value(self, last_norm: float | None = None) -> float:
+        if self.objective == "test_acc":
+            return self.best_acc
+        if self.objective == "final_grad_norm":
+            return last_norm if last_norm is not None else 1e30
+        if self.reached_sfo is not None:
+            return self.reached_sfo
+        if self.diverged or not math.isfinite(self.min_norm):
+            return 100.0 * self.cap
+        return 2.0 * self.cap * (1.0 + math.log10(max(self.min_norm / self.target, 1.0)))
+
+
+def trial_spec_json(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``schedules`` trial spec (docs/design.md) for this trial."""
+    return {
+        "task": base["task"],
+        "optimizer": {"name": base["optimizer"], "momentum": float(config["momentum"])},
+        "schedule": config["schedule"],
+        "budget": {"max_epochs": base["max_epochs"], "max_sfo": base["max_sfo"]},
+        "target": {"grad_norm": base["target"], "stop_at_target": base["stop_at_target"]},
+        "seed": base["seed"],
+        "grad_norm_mode": base.get("grad_norm_mode", "clean"),
+    }
+
+
+def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> None:
+    """The function Tune runs (through ``tune.with_parameters(run_trial, base=...)``)."""
+    import ray
+    from ray import tune
+
+    assert base is not None, "run_trial needs base= through tune.with_parameters"
+    node_id = ray.get_runtime_context().get_node_id()
+    tracker = ObjectiveTracker(base["objective"], float(base["target"]), float(base["cap_sfo"]))
+    last: dict[str, Any] = {"epoch": 0, "sfo": 0, "step": 0}
+    started = time.perf_counter()
+
+    def report(record: Any) -> None:
+        data = record_dict(record)
+        last.update(data)
+        tune.report({**data, "objective": tracker.update(data), "node_id": node_id, "final": False})
+
+    try:
+        from schedules.spec import TrialSpec
+        from schedules.trainer import train
+
+        result = train(TrialSpec.from_json(trial_spec_json(config, base)), report=report)
+    except Exception as exc:  # a trial that raises is a failed trial, not a Ray failure
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        tb = traceback.format_exc(limit=8)
+        tune.report({**last, "objective": tracker.value(), "node_id": node_id, "final": True,
+                     "error": f"{text}\n{tb}"[-4000:], "train_wall_s": time.perf_counter() - started})
+        return
+    summary = record_dict(result.summary)
+    tune.report({**last, "objective": tracker.value(_finite(last.get("grad_norm"))), "node_id": node_id,
+                 "final": True, "summary": summary, "train_wall_s": time.perf_counter() - started})
