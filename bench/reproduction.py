@@ -17,13 +17,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from schedules.paper import paper_strategies  # noqa: E402
-from schedules.spec import Schedule, TrialSpec  # noqa: E402
-from schedules.trainer import TrialResult, train  # noqa: E402
+from schedules.paper import paper_strategies
+from schedules.spec import Schedule, TrialSpec
+from schedules.trainer import TrialResult, train
 
 EPOCHS = 60
 TARGETS = (0.05, 0.02, 0.01)
@@ -43,7 +42,9 @@ def strategies(epochs: int = EPOCHS, *, with_b8: bool = False) -> dict[str, Sche
         "grow/const-lr": Schedule.from_json({"batch_size": grow, "lr": CONSTANT_LR}),
     }
     if with_b8:  # the same first batch as the growing runs, never grown (slow: 169 steps per epoch)
-        out["const-b8/const-lr"] = Schedule.from_json({"batch_size": {"family": "constant", "b0": 8}, "lr": CONSTANT_LR})
+        out["const-b8/const-lr"] = Schedule.from_json(
+            {"batch_size": {"family": "constant", "b0": 8}, "lr": CONSTANT_LR}
+        )
     out.update(paper_strategies(max_epochs=epochs))
     return out
 
@@ -65,7 +66,7 @@ def sfo_to(result: TrialResult, target: float) -> int | None:
 
 
 def late_ratio(result: TrialResult) -> float:
-    """Mean grad norm over the last 20% of epochs / over the 20% before: ~1 is a plateau, < 1 still falling."""
+    """Mean grad norm of the last 20% of epochs / of the 20% before: ~1 a plateau, < 1 still falling."""
     g = [r.grad_norm for r in result.records]
     k = max(1, len(g) // 5)
     return statistics.fmean(g[-k:]) / statistics.fmean(g[-2 * k : -k])
@@ -76,17 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--with-b8", action="store_true", help="add a constant b=8 run (slow)")
     args = parser.parse_args(argv)
-    print(f"{'strategy':<26}{'seed':>5}{'final |g|':>11}{'min |g|':>10}{'late ratio':>11}"
-          + "".join(f"{'SFO to ' + str(t):>14}" for t in TARGETS) + f"{'best acc':>10}{'s':>6}")
+    print(
+        f"{'strategy':<26}{'seed':>5}{'final |g|':>11}{'min |g|':>10}{'late ratio':>11}"
+        + "".join(f"{'SFO to ' + str(t):>14}" for t in TARGETS)
+        + f"{'best acc':>10}{'s':>6}"
+    )
     for name, schedule in strategies(with_b8=args.with_b8).items():
         for seed in args.seeds:
             started = time.perf_counter()
             result = train(spec_for(schedule, seed), device="cpu")
             s = result.summary
             hits = "".join(f"{sfo_to(result, t) or '-':>14}" for t in TARGETS)
-            print(f"{name:<26}{seed:>5}{s.final_grad_norm:>11.4f}{s.min_grad_norm:>10.4f}"
-                  f"{late_ratio(result):>11.2f}{hits}{s.best_test_acc:>10.3f}"
-                  f"{time.perf_counter() - started:>6.1f}", flush=True)
+            print(
+                f"{name:<26}{seed:>5}{s.final_grad_norm:>11.4f}{s.min_grad_norm:>10.4f}"
+                f"{late_ratio(result):>11.2f}{hits}{s.best_test_acc:>10.3f}"
+                f"{time.perf_counter() - started:>6.1f}",
+                flush=True,
+            )
     return 0
 
 

@@ -3,7 +3,8 @@
 The baseline is the loop as usually written (and as the paper's code is): a ``TensorDataset`` and a fresh
 ``DataLoader(shuffle=True)`` each epoch for the epoch's batch size, ``loss.item()`` every step, the optimizer
 stepping parameter by parameter, then a full-gradient pass through another ``DataLoader`` with the current
-batch size, accumulating ``.grad`` scaled by b/n, and a test pass with batch 100. Ours gathers batches by index
+batch size, accumulating ``.grad`` scaled by b/n, and a test pass with batch 100. Ours gathers batches by
+index
 from on-device tensors, syncs once per epoch and measures f and grad f in one large chunk.
 
 Both run the same task, schedule, optimizer and seed, alternating in one process (ours, baseline, baseline,
@@ -29,10 +30,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import code_version, machine, median, write_result  # noqa: E402
-from schedules.spec import Horizon, TrialSpec, batch_plan, total_steps  # noqa: E402
-from schedules.tasks import get_task  # noqa: E402
-from schedules.trainer import train  # noqa: E402
+from bench._common import code_version, machine, median, write_result
+from schedules.spec import Horizon, TrialSpec, batch_plan, total_steps
+from schedules.tasks import get_task
+from schedules.trainer import train
 
 
 class PaperSGDM(torch.optim.Optimizer):
@@ -51,7 +52,9 @@ class PaperSGDM(torch.optim.Optimizer):
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(p)
                 buf = state["momentum_buffer"]
-                buf.mul_(group["momentum"]).add_(p.grad, alpha=(1 - group["momentum"]) if group["nshb"] else 1.0)
+                buf.mul_(group["momentum"]).add_(
+                    p.grad, alpha=(1 - group["momentum"]) if group["nshb"] else 1.0
+                )
                 p.add_(buf, alpha=-group["lr"])
 
 
@@ -96,7 +99,9 @@ def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
         opt.zero_grad()
         for xb, yb in DataLoader(train_set, batch_size=b, shuffle=True, generator=gen):
             (F.cross_entropy(model(xb), yb) * (b / n)).backward()
-        grad_norm = math.sqrt(sum(float(p.grad.norm() ** 2) for p in model.parameters() if p.grad is not None))
+        grad_norm = math.sqrt(
+            sum(float(p.grad.norm() ** 2) for p in model.parameters() if p.grad is not None)
+        )
         opt.zero_grad()
         model.eval()
         correct = 0
@@ -107,13 +112,23 @@ def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
                 test_loss += F.cross_entropy(out, yb).item()
                 correct += int((out.argmax(1) == yb).sum().item())
         measure_s += time.perf_counter() - t
-    return {"sfo": sfo, "wall_s": time.perf_counter() - started, "measure_s": measure_s, "grad_norm": grad_norm}
+    return {
+        "sfo": sfo,
+        "wall_s": time.perf_counter() - started,
+        "measure_s": measure_s,
+        "grad_norm": grad_norm,
+    }
 
 
 def ours(spec: TrialSpec) -> dict[str, float]:
     result = train(spec, device="cpu")
     s = result.summary
-    return {"sfo": s.total_sfo, "wall_s": s.wall_s, "measure_s": result.measure_s, "grad_norm": s.final_grad_norm}
+    return {
+        "sfo": s.total_sfo,
+        "wall_s": s.wall_s,
+        "measure_s": result.measure_s,
+        "grad_norm": s.final_grad_norm if s.final_grad_norm is not None else math.nan,
+    }
 
 
 def make_spec(task: str, batch: dict[str, Any], epochs: int, optimizer: str) -> TrialSpec:
@@ -137,25 +152,47 @@ def cases(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], int]]:
     # the paper's growing batch, 8 -> 4096 (x2 per stage), one stage per `interval` epochs
     interval = 1 if args.quick else 2
     rows.append(
-        ("exp_growth 8->4096", {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": interval}, 10 * interval)
+        (
+            "exp_growth 8->4096",
+            {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": interval},
+            10 * interval,
+        )
     )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="digits-mlp", choices=["digits-mlp", "digits-cnn", "synthetic-logreg"])
+    parser.add_argument(
+        "--task", default="digits-mlp", choices=["digits-mlp", "digits-cnn", "synthetic-logreg"]
+    )
     parser.add_argument("--optimizer", default="nshb", choices=["shb", "nshb", "sgd"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per constant-batch case")
     parser.add_argument("--repeats", type=int, default=None, help="runs of each side per case")
     parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (< 2 minutes)")
+    parser.add_argument(
+        "--baseline-threads",
+        type=int,
+        default=1,
+        help="torch threads for the baseline (0: torch's default). Default 1, the count our trainer uses on "
+        "small CPU tasks, so the ratio measures the loop and not the thread setting",
+    )
     args = parser.parse_args(argv)
+    if args.baseline_threads > 0:
+        torch.set_num_threads(args.baseline_threads)
     args.epochs = args.epochs or (3 if args.quick else 5)
     repeats = args.repeats or (2 if args.quick else 3)
 
     rows = []
-    print(f"task={args.task} optimizer={args.optimizer} repeats={repeats} torch={torch.__version__}")
-    header = f"{'case':<22}{'ours SFO/s':>12}{'loader SFO/s':>14}{'ratio':>8}{'ours meas%':>12}{'loader meas%':>14}"
+    print(
+        f"task={args.task} optimizer={args.optimizer} repeats={repeats} torch={torch.__version__} "
+        f"baseline threads={torch.get_num_threads()}",
+        flush=True,
+    )
+    header = (
+        f"{'case':<22}{'ours SFO/s':>12}{'loader SFO/s':>14}{'ratio':>8}"
+        f"{'ours meas%':>12}{'loader meas%':>14}"
+    )
     print(header)
     print("-" * len(header))
     # warm-up: the first autograd pass and thread-pool start-up cost ~1 s once per process
@@ -195,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             "optimizer": args.optimizer,
             "quick": args.quick,
             "repeats": repeats,
+            "baseline_threads": torch.get_num_threads(),
             "rows": rows,
             "machine": machine(),
             "code_version": code_version(),

@@ -4,7 +4,8 @@
 (sum of per-example losses / n), gradients taken with ``torch.autograd.grad`` so the parameters' ``.grad`` and
 the optimizer state are never touched. ``faithful`` mode copies the paper's code: train mode (BatchNorm uses
 batch statistics and updates its running stats), chunks of the current batch size, each chunk's mean-loss
-gradient weighted by b/n with the nominal b (so a short last chunk is over-weighted, as there). Chunks are taken
+gradient weighted by b/n with the nominal b (so a short last chunk is over-weighted, as there). Chunks are
+taken
 in order rather than shuffled: only BatchNorm's batch statistics could notice.
 
 Every function returns 0-d tensors on the model's device so the caller syncs once per epoch, not per chunk.
@@ -75,7 +76,9 @@ def full_gradient(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean loss, accuracy) in eval mode, as 0-d tensors."""
     was_training = model.training
     model.eval()

@@ -4,7 +4,8 @@
 - NSHB: m_t = beta m_{t-1} + (1 - beta) g_t;  x_{t+1} = x_t - lr_t m_t
 
 with m_{-1} = 0, no weight decay and no dampening; plain SGD is momentum 0. SHB equals
-``torch.optim.SGD(momentum=beta)`` and SHB(lr, beta) follows the same trajectory as NSHB(lr / (1 - beta), beta)
+``torch.optim.SGD(momentum=beta)``, and SHB(lr, beta) follows the same trajectory as
+NSHB(lr / (1 - beta), beta)
 for any LR sequence; ``tests/schedules/test_optim.py`` checks both.
 
 The LR is a plain number the training loop assigns before each step (``set_lr``), as nanoGPT does: no

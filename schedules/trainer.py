@@ -7,7 +7,8 @@ What one call does:
 3. each epoch, draw a permutation with a seeded ``torch.Generator`` (without replacement, last partial batch
    kept) and take steps on batches gathered by index from the on-device tensors; the LR of every step is
    ``schedule.lr.at(...)`` assigned to the optimizer (no scheduler objects);
-4. after each epoch, a measurement pass: f(theta) and ||grad f(theta)|| over the whole training set, test loss and
+4. after each epoch, a measurement pass: f(theta) and ||grad f(theta)|| over the whole training set, test loss
+  and
    accuracy (``schedules.grad``); ``report(record)`` gets the ``EpochRecord``; ``should_stop()`` is polled.
 
 Decisions worth knowing:
@@ -111,7 +112,7 @@ def _train(
     started = time.perf_counter()
     dev, n = task.device, task.n_train
     schedule, budget = spec.schedule, spec.budget
-    mode = getattr(spec, "grad_norm_mode", "clean") or "clean"
+    mode = spec.grad_norm_mode
     horizon = Horizon(epochs=budget.max_epochs, n_train=n)
     plan = batch_plan(schedule, horizon)
     big_t = total_steps(schedule, horizon)
@@ -149,7 +150,7 @@ def _train(
         measure_s += time.perf_counter() - t
         return out
 
-    initial_loss, initial_norm = measure_grad(plan[0] if plan else 1)
+    _, initial_norm = measure_grad(plan[0])
     measure_sfo = n
     records: list[EpochRecord] = []
     sfo = step = stage = 0
@@ -186,7 +187,8 @@ def _train(
             sfo += size
             step += 1
             if adaptive and step % bs.check_every == 0 and stage < bs.max_stage and b < n:
-                # The rule of arXiv 2508.05302 (paper-notes §5.4): next stage once ||grad f|| <= eps0 sqrt(b0/b_k).
+                # The rule of arXiv 2508.05302 (paper-notes §5.4):
+                # next stage once ||grad f|| <= eps0 sqrt(b0 / b_k).
                 _, norm = measure_grad(b)
                 measure_sfo += n
                 if norm <= bs.stage_threshold(stage):
@@ -240,7 +242,6 @@ def _train(
         initial_grad_norm=initial_norm,
         wall_s=time.perf_counter() - started,
     )
-    del initial_loss
     return TrialResult(
         spec=spec, records=tuple(records), summary=summary, device=str(dev), measure_s=measure_s
     )

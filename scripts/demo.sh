@@ -35,8 +35,11 @@ stop_server() {
     echo "stopping the server (pid $SERVER_PID)"
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     # Give uvicorn and the local Ray time to shut down cleanly, then insist.
-    for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "the server did not stop within 60 s; killing it" >&2
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
   fi
   wait "$SERVER_PID" 2>/dev/null || true
 }

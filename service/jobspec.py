@@ -16,11 +16,21 @@ Validation has two phases, both reported as one pydantic ``ValidationError`` who
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service.objectives import ObjectiveName
@@ -38,7 +48,9 @@ def _err(kind: str, message: str) -> PydanticCustomError:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN/Infinity in a float field is a 422 naming the field, never a stored value
+    # (PostgreSQL's JSON type rejects them, so a stored NaN would fail every later write of the job).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -72,6 +84,30 @@ class CifarOptions(_Strict):
     test_subset: int | None = Field(default=None, ge=1, description="Use only this many test images.")
     width: int = Field(default=64, ge=1, le=512, description="ResNet-18 base width.")
     measure_chunk: int = Field(default=1000, ge=1, description="Examples per gradient-norm chunk.")
+
+    @field_validator("data_root", "folder")
+    @classmethod
+    def _no_traversal(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The service passes these to the workers; '..' or an absolute folder would let a job pick any path
+        # there (the workers check again against SCHEDSEARCH_DATA_ROOT, see schedules.tasks.cifar).
+        if value is None:
+            return value
+        problem = path_problem(value, absolute_ok=info.field_name == "data_root")
+        if problem:
+            raise _err("path_traversal", f"task.options.{info.field_name} {problem}, got {value!r}")
+        return value
+
+
+def path_problem(value: str, *, absolute_ok: bool) -> str | None:
+    """Why ``value`` may not name a path under the data root, or None when it may."""
+    if "\x00" in value or not value.strip():
+        return "must be a non-empty path without NUL characters"
+    parts = value.replace("\\", "/").split("/")
+    if ".." in parts:
+        return "must not contain '..'"
+    if not absolute_ok and (value.startswith(("/", "\\", "~")) or ":" in parts[0]):
+        return "must be a path relative to the data root"
+    return None
 
 
 # The registered task names with their option schemas. They must be known without importing torch
@@ -172,7 +208,7 @@ class Resources(_Strict):
 class JobSpec(_Strict):
     """A schedule-search job."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     api_version: Literal["schedsearch/v1"] = Field(default="schedsearch/v1", alias="apiVersion")
     name: str = Field(min_length=1, max_length=200)
@@ -202,6 +238,13 @@ class JobSpec(_Strict):
         if self.search.num_trials == 0 and not self.baselines:
             raise _err("nothing_to_run", "a job needs search.num_trials > 0 or at least one baseline")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise _err("name_characters", f"name must not contain control characters, got {value!r}")
+        return value
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -365,6 +408,66 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
                     input=baseline,
                 )
             )
+    if not errors:
+        errors.extend(check_budget_plans(spec))
+    return errors
+
+
+def check_data_root(spec: JobSpec, root: Path | None) -> list[InitErrorDetails]:
+    """An explicit ``task.options.data_root`` must lie inside the server's data root (``Settings.data_root``,
+    the workers' ``SCHEDSEARCH_DATA_ROOT``); without a configured root a job may not choose one."""
+    data_root = spec.task.options.get("data_root")
+    if data_root is None:
+        return []
+    if root is None:
+        problem = "cannot be chosen by a job: the server has no SCHEDSEARCH_DATA_ROOT; leave it unset"
+    elif not (
+        str(data_root).startswith("/")  # the workers resolve a relative one against their cwd, not the root
+        and PurePosixPath(os.path.normpath(str(data_root))).is_relative_to(os.path.normpath(root))
+    ):
+        problem = f"must be an absolute path inside the server's data root {root.as_posix()}"
+    else:
+        return []
+    return [
+        InitErrorDetails(
+            type=_err("path_traversal", f"task.options.data_root {problem}, got {data_root!r}"),
+            loc=("task", "options", "data_root"),
+            input=str(data_root),
+        )
+    ]
+
+
+def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
+    """Every schedule the job can run gives finite, positive batch sizes and LRs over budget.max_epochs on the
+    task's training set (``schedules.plancheck``): growth that overflows, an LR that underflows to 0, or
+    b0 larger than the training set is a 422 now instead of a failed trial later."""
+    from schedules.plancheck import check_candidate_plans, check_plans
+    from schedules.spec import Horizon, Schedule, SpecError
+
+    horizon = Horizon(epochs=spec.budget.max_epochs, n_train=task_n_train(spec.task))
+    errors: list[InitErrorDetails] = []
+    for i, candidate in enumerate(spec.space):
+        try:
+            check_candidate_plans(candidate.model_dump(), horizon)
+        except SpecError as exc:
+            errors.append(_spec_error_details(exc, ("space", i), "batch_size"))
+    for i, baseline in enumerate(spec.baselines):
+        if isinstance(baseline, str):
+            continue  # the paper's strategies are built for this budget
+        name = baseline.get("name")
+        if name is not None and not isinstance(name, str):
+            errors.append(
+                InitErrorDetails(
+                    type=_err("baseline_name", f"baselines.{i}.name must be a string, got {name!r}"),
+                    loc=("baselines", i, "name"),
+                    input=None,
+                )
+            )
+            continue
+        try:
+            check_plans(Schedule.from_json({k: v for k, v in baseline.items() if k != "name"}), horizon)
+        except SpecError as exc:
+            errors.append(_spec_error_details(exc, ("baselines", i), "batch_size"))
     return errors
 
 

@@ -27,7 +27,7 @@ def render_job_plot(session: Session, job: Job, *, top: int = 3) -> bytes:
     from matplotlib.figure import Figure
 
     ranked, _ = repo.list_trials(session, job_id=job.id, kind="search", limit=top)
-    best = [t for t in ranked if t.objective is not None] or ranked
+    best = ranked  # best first; trials that never reached the objective come last
     baselines, _ = repo.list_trials(session, job_id=job.id, kind="baseline", limit=50)
     chosen = best + baselines
     curves = repo.metrics_for_trials(session, trial_ids=[t.id for t in chosen])
@@ -63,7 +63,8 @@ def render_job_plot(session: Session, job: Job, *, top: int = 3) -> bytes:
         ax.text(0.5, 0.5, "no per-epoch metrics yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("SFO (stochastic gradients computed)")
     ax.set_ylabel("full gradient norm ||∇f(θ)||")
-    ax.set_title(f"{job.name} [{job.status}]: gradient norm vs SFO")
+    name = job.name if len(job.name) <= 80 else job.name[:77] + "..."
+    ax.set_title(f"{name}\nfull gradient norm vs SFO (job {job.status})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if drawn or target:
         ax.legend(fontsize=8, loc="best")

@@ -48,6 +48,15 @@ def _paper_names(job: Job) -> set[str]:
         return set()
 
 
+def _all_paper_names(job: Job) -> set[str]:
+    try:
+        from schedules.paper import STRATEGY_NAMES
+
+        return set(STRATEGY_NAMES)
+    except Exception:  # an older schedules package without the constant
+        return set()
+
+
 def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, Any]:
     summary = trial.summary or {}
     sfo = summary.get("sfo_to_target")
@@ -112,6 +121,8 @@ def build_report(session: Session, job: Job) -> dict[str, Any]:
         "best": best_row,
         "baselines": [r for r in baseline_rows if not r["paper_strategy"]],
         "paper": [r for r in baseline_rows if r["paper_strategy"]],
+        # The paper's strategies this job did not run (add "paper" to baselines to compare with them).
+        "paper_not_run": sorted(_all_paper_names(job) - {r["name"] for r in baseline_rows}),
         "table": table,
         "best_vs_best_baseline": (
             {

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; None means sqlite:///<data_dir>/schedsearch.db. PostgreSQL: "
         "postgresql+psycopg://user@host/db.",
     )
+    data_root: Path | None = Field(
+        default=None,
+        description="Root of task data on the workers (same variable the workers read); a job's "
+        "task.options.data_root must lie inside it, and is refused when this is unset.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=10_000, ge=0, description="SQLite busy timeout per connection."
     )

@@ -175,9 +175,11 @@ class Dispatcher:
 
     def client(self) -> Any:
         if self._client is None:
+            # target() first: it sets RAY_AUTH_MODE/RAY_AUTH_TOKEN, which Ray reads once, when imported.
+            target = self.target()
             from ray.job_submission import JobSubmissionClient
 
-            self._client = JobSubmissionClient(self.target().dashboard_url)
+            self._client = JobSubmissionClient(target.dashboard_url)
         return self._client
 
     # -- public
@@ -185,6 +187,17 @@ class Dispatcher:
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; errors of one step are logged and the loop goes on."""
         logger.info("dispatcher %s started", self.owner)
+        while not stop.is_set():
+            # Connect (or start the local Ray) before the first job arrives; retried until it works.
+            try:
+                self.client()
+                break
+            except Exception:
+                logger.exception("cannot reach Ray yet; retrying in %.1fs", max(self.poll_s, 5.0))
+                stop.wait(max(self.poll_s, 5.0))
+        logger.info("dispatcher %s: Ray at %s, dashboard %s", self.owner,
+                    self._target.address if self._target else "?",
+                    self._target.public_dashboard_url if self._target else "?")
         while not stop.is_set():
             try:
                 self.step()
@@ -214,9 +227,14 @@ class Dispatcher:
         running = bool(self._watch)
         self._watch.clear()
         target = self._target
-        if target is not None and target.owned_head is not None and not running:
-            raycluster.stop_node(target.owned_head)
-            (self.settings.data_dir.resolve() / "ray" / "head.json").unlink(missing_ok=True)
+        if target is not None and target.owned_head is not None:
+            if running:
+                logger.info("leaving the local Ray at %s running: jobs are still on it", target.address)
+            else:
+                logger.info("stopping the local Ray at %s", target.address)
+                raycluster.stop_node(target.owned_head)
+                (self.settings.data_dir.resolve() / "ray" / "head.json").unlink(missing_ok=True)
+        logger.info("dispatcher %s stopped", self.owner)
         if self._factory is not None:
             bind = self._factory.kw.get("bind")
             if bind is not None:
@@ -283,7 +301,9 @@ class Dispatcher:
                     else:
                         job = repo.get_job(s, job_id=job_id)
             except (LeaseLost, NotFound) as exc:
-                logger.warning("job %s: %s; no longer watching it", job_id, exc)
+                # The driver ending the job drops the lease too; only a live job taken over is news.
+                if not self._is_terminal(job_id):
+                    logger.warning("job %s: %s; no longer watching it", job_id, exc)
                 self._watch.pop(job_id, None)
                 continue
             if JobStatus(job.status) in JOB_TERMINAL:
@@ -299,6 +319,13 @@ class Dispatcher:
                     self.client().stop_job(watch.submission_id)
                     watch.stop_sent = True
 
+    def _is_terminal(self, job_id: str) -> bool:
+        try:
+            with session_scope(self.factory) as s:
+                return JobStatus(repo.get_job(s, job_id=job_id).status) in JOB_TERMINAL
+        except NotFound:
+            return True
+
     def _driver_gone(self, job: Job, watch: _Watch, status: str | None, message: str) -> None:
         """The Ray Job ended (or vanished) while the job is still active."""
         with session_scope(self.factory) as s:
@@ -308,6 +335,10 @@ class Dispatcher:
             return
         if JobStatus(job.status) == JobStatus.CANCELLING:
             self._finish_cancel(job.id, "cancelled")
+            return
+        if status == "STOPPED":
+            # Someone stopped the Ray Job (the dashboard's Jobs tab, `ray job stop`): that is a cancel.
+            self._finish_cancel(job.id, f"cancelled: Ray Job {watch.submission_id} was stopped")
             return
         what = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}: {message[-1500:]}"
         if watch.drivers < self.max_attempts:

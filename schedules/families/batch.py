@@ -141,7 +141,12 @@ class AdaptiveBatch(BatchSchedule):
     @property
     def max_stage(self) -> int:
         """The first stage whose batch size is b_max: the trainer never moves beyond it."""
-        k = 0
+        if self.b_max <= self.b0:
+            return 0
+        # closed form, then corrected for the ceil of the stage values
+        k = max(0, math.ceil(math.log(self.b_max / self.b0) / math.log(self.factor) - 1e-9))
+        while k > 0 and self.stage_batch(k - 1) >= self.b_max:
+            k -= 1
         while self.stage_batch(k) < self.b_max:
             k += 1
         return k

@@ -4,8 +4,8 @@
 |---|---|---|
 | ``digits-mlp`` | scikit-learn digits (embedded default, 1347 train / 450 test) | MLP 64-128-10 |
 | ``digits-cnn`` | same, as 1x8x8 images | two-conv CNN with BatchNorm |
-| ``synthetic-logreg`` | Gaussian features, noisy linear labels (n, d, label_noise, seed) | logistic regression |
-| ``cifar10-resnet18`` / ``cifar100-resnet18`` | CIFAR python pickles under a data root | the paper's ResNet-18 |
+| ``synthetic-logreg`` | Gaussian features, noisy linear labels (n, d, label_noise, seed) | logistic regr. |
+| ``cifar10-resnet18`` / ``cifar100-resnet18`` | CIFAR python pickles under a data root | paper's ResNet-18 |
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ TASKS: dict[str, _Loader] = {
 DEFAULT_TASK = "digits-mlp"
 
 
-def get_task(name: str, options: Mapping[str, Any] | None = None, *, device: str | torch.device | None = None) -> Task:
+def get_task(
+    name: str, options: Mapping[str, Any] | None = None, *, device: str | torch.device | None = None
+) -> Task:
     """Load task ``name`` onto ``device`` (CUDA when present if None). Unknown names list the known ones."""
     loader = TASKS.get(name)
     if loader is None:

@@ -15,8 +15,9 @@ from torch import nn
 class Task:
     """A (model, dataset) pair ready to train: every tensor already lives on ``device``.
 
-    ``build_model`` returns a freshly initialised model on ``device``; the trainer calls it under a seeded RNG so
-    the initial weights depend only on the trial seed. ``measure_chunk`` is how many examples one forward/backward
+    ``build_model`` returns a freshly initialised model on ``device``; the trainer calls it under a seeded RNG
+    so the initial weights depend only on the trial seed. ``measure_chunk`` is how many examples one
+    forward/backward
     of a measurement pass takes (the whole set for small tasks: one big matmul beats many small ones).
     """
 
@@ -40,10 +41,10 @@ class Task:
         return int(self.x_test.shape[0])
 
 
-O = TypeVar("O")
+OptionsT = TypeVar("OptionsT")
 
 
-def parse_options(cls: type[O], options: Mapping[str, Any] | None, task: str) -> O:
+def parse_options(cls: type[OptionsT], options: Mapping[str, Any] | None, task: str) -> OptionsT:
     """Build the options dataclass ``cls``; unknown keys and wrong types name the field and what is valid.
 
     Value checks live in each options class's ``__post_init__`` (raising ``ValueError`` that names

@@ -1,8 +1,9 @@
 """``cifar10-resnet18`` and ``cifar100-resnet18``: the paper's setting (paper-notes §3.1).
 
 Reads the standard CIFAR python-pickle folder (``cifar-10-batches-py`` or ``cifar-100-python``) under a data
-root: the ``data_root`` option, defaulting to the ``SCHEDSEARCH_DATA_ROOT`` environment variable. ``folder`` is
-relative to the root and may not leave it; when the environment variable is set, an explicit ``data_root`` must
+root: the ``data_root`` option, defaulting to the ``SCHEDSEARCH_DATA_ROOT`` environment variable.
+``folder`` is relative to the root and may not leave it; when the environment variable is set, an explicit
+``data_root`` must
 lie inside it (the service passes user options through, so a job must not choose arbitrary server paths). The
 pickles are read with an unpickler that only admits the numpy array types CIFAR files contain.
 
@@ -63,13 +64,17 @@ class CifarOptions:
         if not 1 <= self.width <= 512:
             raise ValueError(f"task.options.width must be in [1, 512], got width={self.width}")
         if self.measure_chunk < 1:
-            raise ValueError(f"task.options.measure_chunk must be >= 1, got measure_chunk={self.measure_chunk}")
+            raise ValueError(
+                f"task.options.measure_chunk must be >= 1, got measure_chunk={self.measure_chunk}"
+            )
 
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"CIFAR file refers to {module}.{name}, which a CIFAR file never does")
+            raise pickle.UnpicklingError(
+                f"CIFAR file refers to {module}.{name}, which a CIFAR file never does"
+            )
         return super().find_class(module, name)
 
 
@@ -91,7 +96,9 @@ def resolve_folder(classes: int, opts: CifarOptions) -> Path:
         )
     root = Path(root_text).resolve()
     if opts.data_root and env_root and not root.is_relative_to(Path(env_root).resolve()):
-        raise ValueError(f"task.options.data_root must lie inside {DATA_ROOT_ENV}, got data_root={opts.data_root!r}")
+        raise ValueError(
+            f"task.options.data_root must lie inside {DATA_ROOT_ENV}, got data_root={opts.data_root!r}"
+        )
     folder = opts.folder or _LAYOUT[classes][0]
     path = (root / folder).resolve()
     if Path(folder).is_absolute() or not path.is_relative_to(root):

@@ -61,7 +61,9 @@ class ResNet(nn.Module):
     ``width`` is the stem width (64 in the paper); tests use a narrow one to stay fast.
     """
 
-    def __init__(self, blocks: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 100, width: int = 64) -> None:
+    def __init__(
+        self, blocks: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 100, width: int = 64
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(
             nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)

@@ -2,7 +2,8 @@
 
 x ~ N(0, I_d); y = 1[x . w* > 0] with w* ~ N(0, I_d) / sqrt(d), then each label flipped with probability
 ``label_noise``. Label noise sets the gradient noise (and keeps the optimum finite: without it the data are
-separable and the weights grow forever). Drawn with numpy's seeded generator so the data do not depend on torch.
+separable and the weights grow forever). Drawn with numpy's seeded generator so the data do not depend on
+torch.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class SyntheticOptions:
             if not 1 <= value <= 10_000_000:
                 raise ValueError(f"task.options.{key} must be in [1, 10000000], got {key}={value}")
         if not 0.0 <= self.label_noise <= 0.5:
-            raise ValueError(f"task.options.label_noise must be in [0, 0.5], got label_noise={self.label_noise}")
+            raise ValueError(
+                f"task.options.label_noise must be in [0, 0.5], got label_noise={self.label_noise}"
+            )
 
 
 def synthetic_logreg(options: Mapping[str, Any] | None, device: torch.device) -> Task:

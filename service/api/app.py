@@ -6,14 +6,23 @@ module never touches the database, torch or ray.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
-from service.api import errors
+from service.api import errors, faults
+from service.api.limits import BodyLimitMiddleware
 from service.api.routes import health, jobs, results, schedules, trials
-from service.api.telemetry import BodyLimitMiddleware, Telemetry, TelemetryMiddleware
+from service.api.schemas import ErrorPublic
+from service.api.telemetry import Telemetry, TelemetryMiddleware
 from service.ratelimit import TokenBucket
 from service.settings import Settings, get_settings
 from service.storage.db import make_engine, make_session_factory
+
+AUTHED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "Missing or invalid bearer token."},
+    404: {"model": ErrorPublic, "description": "No such job or trial, or it belongs to another user."},
+}
 
 DESCRIPTION = """\
 Search batch-size and learning-rate schedules for SGD with momentum (SHB/NSHB) and compare how many
@@ -35,8 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.telemetry = Telemetry()
     errors.install(app)
-    for module in (jobs, trials, results, schedules, health):
-        app.include_router(module.router)
+    faults.install(app)  # database down -> 503; NaN in a 422 body stays renderable
+    for module in (jobs, trials, results, schedules):
+        app.include_router(module.router, responses=AUTHED_RESPONSES)
+    app.include_router(health.router)
     # Outermost last: the body limit runs before anything reads the body; telemetry sees every response.
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from service.storage.models import Job, Trial, TrialMetric
+
+
+class ErrorPublic(BaseModel):
+    """Body of every 4xx/5xx that is not a validation error; quota errors add ``limit`` and ``value``."""
+
+    detail: str
+    limit: str | None = None
+    value: Any = None
 
 
 class Progress(BaseModel):
@@ -152,3 +160,15 @@ class ScheduleCheckRequest(BaseModel):
     optimizer: str = Field(default="nshb", pattern="^(shb|nshb|sgd)$")
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
     max_epochs: int = Field(default=30, ge=1, le=10_000)
+    n_train: int | None = Field(
+        default=None, ge=1, description="Training-set size (batches clip to it); default: CIFAR's 50,000."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_schedule(cls, data: Any) -> Any:
+        # A bare schedule ({"batch_size": ..., "lr": ...}) is accepted as {"schedule": ...}.
+        if isinstance(data, dict) and "schedule" not in data and "batch_size" in data:
+            rest = {k: v for k, v in data.items() if k not in ("batch_size", "lr")}
+            return {"schedule": {k: data[k] for k in ("batch_size", "lr") if k in data}, **rest}
+        return data

@@ -89,20 +89,23 @@ def watch(api: ApiClient, job_id: str, *, interval: float) -> dict[str, Any]:
 
     err = _err()
     job = api.get_job(job_id)
-    link = job.get("ray_dashboard_url")
-    if link:
-        err.print(f"Ray dashboard: {link}")
+    link_shown = False
+    # Fits 80 columns: "d50589bd running ━━━━━━━━━━━━━━ 3/10 trials  best SFO to target: 26,940 0:00:41".
     columns = (
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=14),
         MofNCompleteColumn(),
-        TextColumn("trials  best SFO to target: {task.fields[best]}  SFO spent: {task.fields[spent]}"),
+        TextColumn("trials  best SFO to target: {task.fields[best]}"),
         TimeElapsedColumn(),
     )
     try:
         with Progress(*columns, console=err, transient=False) as progress:
-            task = progress.add_task(job["status"], total=None, best="-", spent="0")
+            task = progress.add_task(job["status"], total=None, best="-")
             while True:
+                # The dispatcher records the link when it starts the job's driver.
+                if job.get("ray_dashboard_url") and not link_shown:
+                    progress.console.print(f"Ray dashboard: {job['ray_dashboard_url']}")
+                    link_shown = True
                 p = render.progress_of(job)
                 progress.update(
                     task,
@@ -110,10 +113,9 @@ def watch(api: ApiClient, job_id: str, *, interval: float) -> dict[str, Any]:
                     completed=p.finished,
                     total=p.total or None,
                     best=render.fmt_sfo(p.best_sfo),
-                    spent=render.fmt_sfo(p.sfo_spent),
                 )
                 if job["status"] in TERMINAL:
-                    return job
+                    break
                 time.sleep(interval)
                 job = api.get_job(job_id)
     except KeyboardInterrupt:
@@ -122,6 +124,10 @@ def watch(api: ApiClient, job_id: str, *, interval: float) -> dict[str, Any]:
             f"stop it with `schedsearch cancel {job_id}`."
         )
         raise SystemExit(130) from None
+    p = render.progress_of(job)
+    spent = render.fmt_sfo(p.sfo_spent)
+    err.print(f"job {job_id} {job['status']}: {p.finished} of {p.total} trials, {spent} SFO spent")
+    return job
 
 
 def _finish(api: ApiClient, job: dict[str, Any], *, plot: str | None, as_json: bool) -> int:

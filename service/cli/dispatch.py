@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
         help="Run queued jobs as Ray Tune experiments on SCHEDSEARCH_RAY_ADDRESS (or a local Ray).",
     )
     parser.add_argument("--poll", type=float, default=1.0, help="Seconds between loop steps (default 1).")
-    parser.add_argument("--max-jobs", type=int, default=2, help="Jobs this dispatcher runs at once (default 2).")
+    parser.add_argument(
+        "--max-jobs", type=int, default=2, help="Jobs this dispatcher runs at once (default 2)."
+    )
     parser.set_defaults(handler=cmd_dispatcher)
 
 

@@ -35,7 +35,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "grad_norm_mode": "clean",
 }
 
-# Training-set sizes for the theory check without loading data (and torch); None: unknown, the check's default.
+# Training-set sizes for the theory check without loading data (and torch); others: the check's default.
 _N_TRAIN_HINTS: dict[str, int] = {
     "digits-mlp": 1347,
     "digits-cnn": 1347,
@@ -53,18 +53,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train = subparsers.add_parser(
         "train",
         help="train one schedule locally and print per-epoch metrics",
-        description="Train one schedule on this machine: progress bar on stderr, per-epoch table and summary.",
+        description="Train one schedule on this machine: progress bar on stderr, per-epoch table, summary.",
     )
     train.add_argument("spec", nargs="?", help="trial spec file (JSON or YAML); a bare schedule also works")
     base = train.add_mutually_exclusive_group()
     base.add_argument("--paper-config", metavar="FILE", help="the paper's official JSON run config")
     base.add_argument("--preset", metavar="NAME", help="a paper preset (see `schedsearch schedules`)")
     train.add_argument("--task", help="task name (digits-mlp, digits-cnn, synthetic-logreg, cifar...)")
-    train.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="task option, value parsed as JSON when it can be (repeatable)")
+    train.add_argument(
+        "--task-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="task option, value parsed as JSON when it can be (repeatable)",
+    )
     train.add_argument("--optimizer", choices=["shb", "nshb", "sgd"])
     train.add_argument("--momentum", type=float)
-    train.add_argument("--batch", metavar="JSON", help='batch-size family, e.g. \'{"family": "constant", "b0": 64}\'')
+    train.add_argument(
+        "--batch", metavar="JSON", help='batch-size family, e.g. \'{"family": "constant", "b0": 64}\''
+    )
     train.add_argument("--batch-size", type=int, help="shorthand for a constant batch size")
     train.add_argument("--lr", metavar="JSON", help='LR family, e.g. \'{"family": "cosine", "lr0": 0.1}\'')
     train.add_argument("--lr0", type=float, help="shorthand for a constant LR (or the lr0 of --lr's family)")
@@ -81,14 +88,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train.set_defaults(handler=cmd_train)
 
     schedules = subparsers.add_parser(
-        "schedules", help="list schedule families (with parameters) and presets",
+        "schedules",
+        help="list schedule families (with parameters) and presets",
         description="List the batch-size and LR families with their parameters, and the paper presets.",
     )
     schedules.add_argument("--json", action="store_true", help="print as JSON")
     schedules.set_defaults(handler=cmd_schedules)
 
     check = subparsers.add_parser(
-        "check", help="theory check of a spec: strategy, guarantee, violated conditions",
+        "check",
+        help="theory check of a spec: strategy, guarantee, violated conditions",
         description="Print which of the paper's strategies a spec is and which conditions it violates.",
     )
     check.add_argument("spec", help="trial spec or schedule (file path, or inline JSON)")
@@ -311,16 +320,35 @@ def print_records(console: Any, records: Any) -> None:
     from rich.table import Table
 
     table = Table(title="per-epoch metrics", title_justify="left")
-    columns = ("epoch", "step", "sfo", "batch", "lr", "train loss", "f(theta)", "|grad f|", "test loss",
-               "test acc", "wall s")
+    columns = (
+        "epoch",
+        "step",
+        "sfo",
+        "batch",
+        "lr",
+        "train loss",
+        "f(theta)",
+        "|grad f|",
+        "test loss",
+        "test acc",
+        "wall s",
+    )
     for name in columns:
         table.add_column(name, justify="right")
     for r in records:
         d = r.to_json()
         table.add_row(
-            str(d["epoch"]), _fmt(d["step"]), _fmt(d["sfo"]), _fmt(d["batch_size"]), _fmt(d["lr"]),
-            _fmt(d["train_loss"]), _fmt(d["full_loss"]), _fmt(d["grad_norm"]), _fmt(d["test_loss"]),
-            _fmt(d["test_acc"], 3), f"{d['wall_s']:.2f}",
+            str(d["epoch"]),
+            _fmt(d["step"]),
+            _fmt(d["sfo"]),
+            _fmt(d["batch_size"]),
+            _fmt(d["lr"]),
+            _fmt(d["train_loss"]),
+            _fmt(d["full_loss"]),
+            _fmt(d["grad_norm"]),
+            _fmt(d["test_loss"]),
+            _fmt(d["test_acc"], 3),
+            f"{d['wall_s']:.2f}",
         )
     console.print(table)
 

@@ -268,9 +268,20 @@ def row_kind(row: Mapping[str, Any], *, best: bool) -> str:
     return str(row.get("kind") or "")
 
 
+def row_label(row: Mapping[str, Any]) -> str:
+    """Baselines have names (``paper-iv``); searched trials are named by Tune, so show the trial id."""
+    if row.get("kind") == "baseline" and row.get("name"):
+        label = str(row["name"])
+    else:
+        label = f"trial {row.get('trial_id')}"
+    status = row.get("status")
+    return label if status in (None, "succeeded") else f"{label} ({status})"
+
+
 def print_report(console: Console, report: Mapping[str, Any]) -> None:
     """The results table: the best schedule found, then the baselines and the paper's strategies by SFO to
-    target, with each one's SFO relative to the best; then the saving and the theory check of the best."""
+    target, with each one's SFO relative to the best; then each schedule's definition, the saving and the
+    theory check of the best. Narrow enough for an 80-column terminal."""
     rows = report.get("table")
     if not isinstance(rows, list):
         rows = items_of(report)
@@ -280,35 +291,28 @@ def print_report(console: Console, report: Mapping[str, Any]) -> None:
     if target is not None:
         title += f": SFO to reach full gradient norm <= {fmt_float(target)}"
     if report.get("status") and report.get("status") != "succeeded":
-        title += f" (job {report['status']}, from the trials finished so far)"
+        title += f" (job {report['status']}; trials finished so far)"
+    if not rows:
+        console.print(f"{title}: no finished trials yet")
+        return
     table = Table(title=title)
-    for column, justify in (
-        ("schedule", "left"),
-        ("kind", "left"),
-        ("status", "left"),
-        ("SFO to target", "right"),
-        ("x best", "right"),
-        ("final grad norm", "right"),
-        ("test acc", "right"),
-        ("definition", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("schedule")
+    table.add_column("kind")
+    for column in ("SFO to target", "x best", "final grad norm", "test acc"):
+        table.add_column(column, justify="right")
     for row in rows:
         is_best = best is not None and row.get("trial_id") == best.get("trial_id")
         table.add_row(
-            f"[bold]{row.get('name')}[/]" if is_best else str(row.get("name") or row.get("trial_id") or ""),
+            f"[bold]{row_label(row)}[/]" if is_best else row_label(row),
             row_kind(row, best=is_best),
-            status_text(row.get("status")),
             fmt_sfo(row.get("sfo_to_target")),
             fmt_ratio(row.get("sfo_ratio")),
             fmt_float(row.get("final_grad_norm")),
             fmt_float(row.get("best_test_acc")),
-            schedule_text(row.get("schedule")),
         )
-    if not rows:
-        console.print(f"{title}: no finished trials yet")
-        return
     console.print(table)
+    for row in rows:
+        console.print(f"  {row_label(row)}: {schedule_text(row.get('schedule'))}", highlight=False)
     saving = report.get("best_vs_best_baseline")
     if isinstance(saving, Mapping) and saving.get("sfo_saving") is not None:
         share = float(saving["sfo_saving"])
@@ -319,6 +323,8 @@ def print_report(console: Console, report: Mapping[str, Any]) -> None:
         )
     elif best is not None and best.get("sfo_to_target") is None:
         console.print("no searched schedule reached the target")
+    elif best is not None and len(rows) > 1:
+        console.print("no baseline reached the target within the budget; the best schedule found did")
     theory = report.get("theory")
     if isinstance(theory, Mapping):
         console.print(f"theory check of the best schedule: {theory_text(theory)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -116,6 +117,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     revision = _migrate(settings)
     log.info("database %s at revision %s", _redacted(settings.resolved_database_url()), revision)
     stop_dispatcher = _start_dispatcher(settings) if settings.embedded_dispatcher else None
+    # uvicorn re-raises SIGTERM after its graceful shutdown, with the handler found at start; making that
+    # handler raise SystemExit lets the ``finally`` below stop the dispatcher (and the local Ray it started).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(
             create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
@@ -124,6 +128,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if stop_dispatcher is not None:
             stop_dispatcher()
     return 0
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _redacted(url: str) -> str:

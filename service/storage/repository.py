@@ -30,6 +30,7 @@ Dispatcher loop, for orientation::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -210,6 +211,9 @@ def _same_request(existing: Job, key: str, request_hash: str | None) -> Job:
 
 def get_job(session: Session, *, job_id: str, owner_id: int | None = None) -> Job:
     """The job, or ``NotFound``; with ``owner_id`` another user's job is also ``NotFound``."""
+    # Ids are 32 hex digits; anything else cannot exist (and a NUL byte would be a PostgreSQL error).
+    if len(job_id) != 32 or not all(c in "0123456789abcdef" for c in job_id):
+        raise NotFound(f"job {job_id} not found")
     job = session.get(Job, job_id)
     if job is None or (owner_id is not None and job.owner_id != owner_id):
         raise NotFound(f"job {job_id} not found")
@@ -637,7 +641,7 @@ def append_metrics(session: Session, *, trial_id: int, records: Sequence[Mapping
                 "epoch": int(record["epoch"]),
                 "sfo": int(record["sfo"]),
                 "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                "record": dict(record),
+                "record": _finite_json(dict(record)),
                 "created_at": utcnow(),
             }
         )
@@ -656,6 +660,18 @@ def append_metrics(session: Session, *, trial_id: int, records: Sequence[Mapping
     trial.epochs = max(int(trial.epochs or 0), max_epoch)
     session.flush()
     return inserted
+
+
+def _finite_json(value: Any) -> Any:
+    # A diverged epoch carries NaN/inf; PostgreSQL's JSON type rejects those tokens (the whole insert would
+    # fail), so they are stored as null, as EpochRecord.to_json does.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def append_metric(session: Session, *, trial_id: int, record: Mapping[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,10 +13,25 @@ from service.cli import main
 N_TRAIN = 1347
 
 
-def test_train_from_flags_prints_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_from_flags_prints_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "result.json"
-    rc = main(["train", "--epochs", "2", "--batch-size", "256", "--lr0", "0.05", "--task-option", "hidden=16",
-               "--json", str(out)])
+    rc = main(
+        [
+            "train",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "256",
+            "--lr0",
+            "0.05",
+            "--task-option",
+            "hidden=16",
+            "--json",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "per-epoch metrics" in captured.out and "summary" in captured.out
@@ -65,7 +81,9 @@ def test_train_from_yaml_spec_with_flag_override(tmp_path: Path, capsys: pytest.
         (["no-such-spec.json"], "no such file: no-such-spec.json"),
     ],
 )
-def test_train_errors_are_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_errors_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", "--no-progress", *argv]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
 
@@ -84,7 +102,7 @@ def test_schedules_lists_families_with_params(capsys: pytest.CaptureFixture[str]
 
 def test_check_names_violated_conditions(capsys: pytest.CaptureFixture[str]) -> None:
     # (iii) with beta = 0.9 and a 10x LR growth over 9 stages: beta^2 gamma = 0.81 * 1.2915 > 1
-    spec = {
+    spec: dict[str, Any] = {
         "optimizer": {"name": "nshb", "momentum": 0.9},
         "schedule": {
             "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2, "interval": 30},
@@ -102,17 +120,28 @@ def test_check_names_violated_conditions(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_check_rejects_a_bad_schedule(capsys: pytest.CaptureFixture[str]) -> None:
-    bad = {"batch_size": {"family": "exp_growth", "b0": 8, "factor": 0.5, "interval": 3},
-           "lr": {"family": "constant", "lr0": 0.1}}
+    bad = {
+        "batch_size": {"family": "exp_growth", "b0": 8, "factor": 0.5, "interval": 3},
+        "lr": {"family": "constant", "lr0": 0.1},
+    }
     assert main(["check", json.dumps(bad)]) == 2
     assert "batch_size.factor" in capsys.readouterr().err
 
 
 def test_train_from_a_paper_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = {
-        "optimizer": "nshb", "init_beta": 0.9, "bs_method": "exp_growth", "init_bs": 8, "bs_growth_rate": 2.0,
-        "incr_interval": 30, "lr_method": "warmup_const", "init_lr": 0.1, "lr_max": 0.5, "warmup_epochs": 30,
-        "warmup_interval": 3, "epochs": 300,
+        "optimizer": "nshb",
+        "init_beta": 0.9,
+        "bs_method": "exp_growth",
+        "init_bs": 8,
+        "bs_growth_rate": 2.0,
+        "incr_interval": 30,
+        "lr_method": "warmup_const",
+        "init_lr": 0.1,
+        "lr_max": 0.5,
+        "warmup_epochs": 30,
+        "warmup_interval": 3,
+        "epochs": 300,
     }
     path = tmp_path / "paper.json"
     path.write_text(json.dumps(config))
@@ -122,8 +151,20 @@ def test_train_from_a_paper_config_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert spec["schedule"]["batch_size"]["b0"] == 8 and spec["schedule"]["lr"]["family"] == "warmup_const"
     # the same run, moved to the embedded task and cut to one epoch, really trains
     out = tmp_path / "r.json"
-    rc = main(["train", "--paper-config", str(path), "--task", "digits-mlp", "--epochs", "1", "--no-progress",
-               "--json", str(out)])
+    rc = main(
+        [
+            "train",
+            "--paper-config",
+            str(path),
+            "--task",
+            "digits-mlp",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
     assert result["records"][0]["batch_size"] == 8 and result["records"][0]["step"] == 169  # ceil(1347 / 8)

@@ -136,6 +136,21 @@ def test_adaptive_stage_values() -> None:
     assert b.max_stage == 9  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"b0": 8, "factor": 2.0, "b_max": 4096}, 9),  # 8 * 2^9 = 4096 exactly
+        ({"b0": 8, "factor": 2.0, "b_max": 4000}, 9),  # 4096 capped to 4000 at the same stage
+        ({"b0": 8, "factor": 3.0, "b_max": 8}, 0),  # no room to grow
+        ({"b0": 8, "factor": 1.01, "b_max": 9}, 1),  # ceil(8.08) = 9 already at stage 1
+    ],
+)
+def test_adaptive_max_stage(params: dict[str, float], expected: int) -> None:
+    b = parse_batch({"family": "adaptive", **params})
+    assert b.max_stage == expected  # type: ignore[attr-defined]
+    assert b.stage_batch(expected) == params["b_max"]  # type: ignore[attr-defined]
+
+
 def test_seesaw_trades_lr_cuts_for_batch() -> None:
     s = Schedule.from_json(
         {

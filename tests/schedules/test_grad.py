@@ -33,7 +33,7 @@ def _reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[floa
             acc += g / x.shape[0]
         loss += float(li.detach()) / x.shape[0]
     model.train()
-    return loss, float(torch.sqrt(sum((g**2).sum() for g in total)))
+    return loss, float(torch.sqrt(torch.stack([(g**2).sum() for g in total]).sum()))
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 23, 1000])  # chunking must not change the exact mean

@@ -1,4 +1,4 @@
-"""SHB / NSHB as in the paper (paper-notes §2.2): update rules, torch SGD equivalence, SHB == NSHB rescaled."""
+"""SHB / NSHB as in the paper (paper-notes §2.2): update rules, torch SGD, SHB == NSHB rescaled."""
 
 from __future__ import annotations
 
@@ -99,3 +99,15 @@ def test_unknown_optimizer_lists_known_names() -> None:
 def test_momentum_must_be_below_one() -> None:
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got momentum=1.0"):
         SGDM([nn.Parameter(torch.zeros(1))], momentum=1.0)
+
+
+def test_state_dict_round_trip_resumes_the_same_trajectory() -> None:
+    m1 = _model()
+    opt1 = make_optimizer("nshb", m1.parameters(), momentum=0.9)
+    _trajectory(m1, opt1, CONSTANT[:3])
+    m2 = copy.deepcopy(m1)
+    opt2 = make_optimizer("nshb", m2.parameters(), momentum=0.5)
+    opt2.load_state_dict(opt1.state_dict())  # momentum buffers and beta come along
+    assert opt2.param_groups[0]["momentum"] == 0.9
+    a, b = _trajectory(m1, opt1, CONSTANT[:4]), _trajectory(m2, opt2, CONSTANT[:4])
+    torch.testing.assert_close(a[-1], b[-1], rtol=0, atol=0)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schedules.space import distributions, random_pick, resolve, validate
-from schedules.spec import SpecError
+from schedules.spec import Schedule, SpecError
 
 CANDIDATE: dict[str, Any] = {
     "batch_size": {
@@ -57,6 +57,7 @@ def test_every_random_sample_of_a_valid_space_builds() -> None:
     for _ in range(200):
         s = resolve(CANDIDATE, random_pick(rng))
         assert 0.01 <= s.lr.first_lr <= 0.2
+        assert Schedule.from_json(s.to_json()) == s  # round trip of arbitrary sampled values
 
 
 def test_nested_seesaw_base_is_searchable() -> None:

@@ -38,10 +38,18 @@ def test_digits_cnn_sees_images() -> None:
     ("name", "options", "message"),
     [
         # unknown task: the error lists the registry
-        ("mnist", {}, r"task.name must be one of cifar10-resnet18, cifar100-resnet18, digits-cnn, digits-mlp, "
-         r"synthetic-logreg, got name='mnist'"),
+        (
+            "mnist",
+            {},
+            r"task.name must be one of cifar10-resnet18, cifar100-resnet18, digits-cnn, digits-mlp, "
+            r"synthetic-logreg, got name='mnist'",
+        ),
         # unknown option key
-        ("digits-mlp", {"hiden": 3}, r"unknown key\(s\) hiden for task 'digits-mlp'; valid keys: test_fraction"),
+        (
+            "digits-mlp",
+            {"hiden": 3},
+            r"unknown key\(s\) hiden for task 'digits-mlp'; valid keys: test_fraction",
+        ),
         # wrong type
         ("synthetic-logreg", {"n": "many"}, r"task.options.n must be an integer, got n='many'"),
         # out of range
@@ -81,7 +89,11 @@ def test_resnet18_matches_the_cifar_resnet18_size() -> None:
 def _write_cifar(root: Path, classes: int, per_file: int) -> None:
     rng = np.random.default_rng(classes)
     if classes == 10:
-        folder, files, key = root / "cifar-10-batches-py", [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"], b"labels"
+        folder, files, key = (
+            root / "cifar-10-batches-py",
+            [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"],
+            b"labels",
+        )
     else:
         folder, files, key = root / "cifar-100-python", ["train", "test"], b"fine_labels"
     folder.mkdir(parents=True)
@@ -118,7 +130,10 @@ def test_cifar_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ("options", "message"),
     [
         # folder climbing out of the root
-        ({"folder": "../elsewhere"}, r"task.options.folder must stay inside the data root, got folder='../elsewhere'"),
+        (
+            {"folder": "../elsewhere"},
+            r"task.options.folder must stay inside the data root, got folder='../elsewhere'",
+        ),
         # absolute folder
         ({"folder": "/etc"}, r"task.options.folder must stay inside the data root"),
         # data_root outside the configured root

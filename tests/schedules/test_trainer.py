@@ -40,7 +40,9 @@ def test_same_seed_gives_identical_records_and_another_seed_does_not() -> None:
 
 def test_sfo_is_the_sum_of_batch_sizes_and_steps_follow_the_plan() -> None:
     seen: list[EpochRecord] = []
-    result = train(_spec({"family": "exp_growth", "b0": 100, "factor": 2.0, "interval": 1}), seen.append, device="cpu")
+    result = train(
+        _spec({"family": "exp_growth", "b0": 100, "factor": 2.0, "interval": 1}), seen.append, device="cpu"
+    )
     assert [r.batch_size for r in result.records] == [100, 200, 400]
     # every epoch uses each example once (last partial batch kept): ceil(1347/b) steps
     assert [r.step for r in result.records] == [14, 14 + 7, 14 + 7 + 4]
@@ -49,7 +51,12 @@ def test_sfo_is_the_sum_of_batch_sizes_and_steps_follow_the_plan() -> None:
     assert [r.measure_sfo for r in result.records] == [2 * N_TRAIN, 3 * N_TRAIN, 4 * N_TRAIN]
     assert list(result.records) == seen  # report gets every record, in order
     s = result.summary
-    assert (s.status, s.stop_reason, s.total_sfo, s.total_steps) == ("completed", "max_epochs", 3 * N_TRAIN, 25)
+    assert (s.status, s.stop_reason, s.total_sfo, s.total_steps) == (
+        "completed",
+        "max_epochs",
+        3 * N_TRAIN,
+        25,
+    )
     assert s.initial_grad_norm is not None and s.final_grad_norm is not None
     assert s.final_grad_norm < s.initial_grad_norm  # it trained
 
@@ -98,15 +105,22 @@ def test_divergence_is_a_status_not_an_exception() -> None:
 
 
 def test_per_step_lr_uses_total_steps() -> None:
-    # linear: lr0 (1 - t/T); b=200 -> 7 steps per epoch, T = 21; the record holds the LR of the epoch's last step
+    # linear: lr0 (1 - t/T); b=200 -> 7 steps per epoch, T = 21; a record holds its epoch's last-step LR
     result = train(_spec({"family": "constant", "b0": 200}, {"family": "linear", "lr0": 0.2}), device="cpu")
     assert [r.lr for r in result.records] == pytest.approx([0.2 * (1 - t / 21) for t in (6, 13, 20)])
 
 
 def test_adaptive_stage_advances_on_the_gradient_norm_rule() -> None:
     # eps0 huge: every check passes, so the batch doubles at every check (every 5 steps) up to b_max
-    batch = {"family": "adaptive", "b0": 16, "factor": 2.0, "lr_factor": 1.0, "eps0": 1e9,
-             "check_every": 5, "b_max": 64}
+    batch = {
+        "family": "adaptive",
+        "b0": 16,
+        "factor": 2.0,
+        "lr_factor": 1.0,
+        "eps0": 1e9,
+        "check_every": 5,
+        "b_max": 64,
+    }
     result = train(_spec(batch), device="cpu")
     # epoch 1: 5 steps at 16, 5 at 32, then 64 for the remaining 1347 - 240 = 1107 examples (18 steps)
     assert result.records[0].step == 5 + 5 + 18
@@ -125,3 +139,15 @@ def test_faithful_mode_runs_and_differs_from_clean() -> None:
     # the MLP has no BatchNorm, so only the b/n over-weighting of the short last chunk differs
     assert [r.train_loss for r in faithful.records] == [r.train_loss for r in clean.records]
     assert faithful.records[-1].grad_norm != clean.records[-1].grad_norm
+
+
+@pytest.mark.gpu
+def test_trains_on_cuda_when_present() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    result = train(_spec({"family": "exp_growth", "b0": 64, "factor": 2.0, "interval": 1}), device=None)
+    assert result.device.startswith("cuda")
+    assert [r.sfo for r in result.records] == [N_TRAIN, 2 * N_TRAIN, 3 * N_TRAIN]
+    assert result.summary.final_grad_norm is not None and math.isfinite(result.summary.final_grad_norm)

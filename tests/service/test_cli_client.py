@@ -299,8 +299,13 @@ def test_trials_metrics_report_and_plot_of_a_finished_job(
 
     rc, out, err = cli(capsys, "report", job_id, *auth)
     assert rc == 0, err
-    assert "search-fast" in out and "paper-iv-warmup" in out
-    assert "1,280" in out
+    best_line = next(line for line in out.splitlines() if "best found" in line)
+    assert f"trial {ids['search-fast']}" in best_line and "1,280" in best_line and "1.00x" in best_line
+    baseline_line = next(line for line in out.splitlines() if "paper-iv-warmup" in line and "│" in line)
+    assert "1,920" in baseline_line and "1.50x" in baseline_line  # 1,920 / 1,280
+    # The baseline is not one of the job's paper strategies (those are named paper-i ... paper-iv).
+    assert "baseline" in baseline_line
+    assert "33% fewer SFO to target than the best baseline (paper-iv-warmup)" in out
 
     target = tmp_path / "plots" / "job.png"
     rc, _, err = cli(capsys, "plot", job_id, "-o", str(target), *auth)
@@ -326,7 +331,8 @@ def test_submit_wait_shows_progress_and_ends_with_the_results_table(
     assert rc == 0, err
     assert "3/3" in err  # the progress bar's final state: trials finished of total
     assert "best SFO to target: 1,280" in err
-    assert "search-fast" in out and "paper-iv-warmup" in out  # the results table
+    assert "3 of 3 trials, 5,440 SFO spent" in err  # 2,240 + 1,920 + 1,280
+    assert "best found" in out and "paper-iv-warmup" in out  # the results table
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from service.api.deps import CurrentUser, SessionDep, SettingsDep, owner_filter
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
-from service.jobspec import JobSpec, check_job_spec, count_trials, theory_warnings
+from service.jobspec import JobSpec, check_data_root, check_job_spec, count_trials, theory_warnings
 from service.ratelimit import TokenBucket
 from service.storage import repository as repo
 from service.storage.errors import QuotaExceeded
@@ -90,7 +91,7 @@ def create_job(
         if replay is not None:
             response.status_code = status.HTTP_200_OK
             return _public(session, replay, user)
-    errors = check_job_spec(spec)
+    errors = check_job_spec(spec) + check_data_root(spec, settings.data_root)
     if errors:
         exc = ValidationError.from_exception_data("JobSpec", errors)
         raise RequestValidationError(
@@ -135,6 +136,13 @@ def list_jobs(
     jobs, total = repo.list_jobs(
         session, owner_id=owner_filter(user), status=status_filter, limit=limit, offset=offset
     )
+    # Load owners and best trials in two queries; _public's session.get then hits the identity map.
+    best_ids = [j.best_trial_id for j in jobs if j.best_trial_id is not None]
+    if best_ids:
+        list(session.scalars(select(Trial).where(Trial.id.in_(best_ids))))
+    owner_ids = {j.owner_id for j in jobs} - {user.id}
+    if owner_ids:
+        list(session.scalars(select(User).where(User.id.in_(owner_ids))))
     return JobsPublic(data=[_public(session, j, user) for j in jobs], count=total, limit=limit, offset=offset)
 
 

@@ -28,6 +28,12 @@ def check_schedule(body: ScheduleCheckRequest, user: CurrentUser) -> dict[str, A
         raise RequestValidationError(
             [{"type": "schedule_spec", "loc": loc, "msg": str(exc), "input": exc.value}]
         ) from exc
-    report = check(schedule, optimizer=body.optimizer, momentum=body.momentum, max_epochs=body.max_epochs)
+    report = check(
+        schedule,
+        optimizer=body.optimizer,
+        momentum=body.momentum,
+        max_epochs=body.max_epochs,
+        n_train=body.n_train,
+    )
     result: dict[str, Any] = report.to_json()
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from service.api.deps import CurrentUser, SessionDep, owner_filter
 from service.api.schemas import MetricsPublic, TrialPublic, TrialsPublic
@@ -12,6 +12,8 @@ from service.storage import repository as repo
 from service.storage.states import TrialStatus
 
 router = APIRouter(prefix="/v1/jobs/{job_id}/trials", tags=["trials"])
+# Trial ids are 32-bit database keys; a larger number is a 422, not a database overflow.
+TrialId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("", response_model=TrialsPublic)
@@ -44,13 +46,13 @@ def list_trials(
 
 
 @router.get("/{trial_id}", response_model=TrialPublic)
-def get_trial(job_id: str, trial_id: int, session: SessionDep, user: CurrentUser) -> TrialPublic:
+def get_trial(job_id: str, trial_id: TrialId, session: SessionDep, user: CurrentUser) -> TrialPublic:
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
     return TrialPublic.of(repo.get_trial(session, job_id=job_id, trial_id=trial_id))
 
 
 @router.get("/{trial_id}/metrics", response_model=MetricsPublic)
-def trial_metrics(job_id: str, trial_id: int, session: SessionDep, user: CurrentUser) -> MetricsPublic:
+def trial_metrics(job_id: str, trial_id: TrialId, session: SessionDep, user: CurrentUser) -> MetricsPublic:
     """The per-epoch curve: epoch, step, sfo, lr, batch_size, losses, grad_norm, test accuracy, wall time."""
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
     trial = repo.get_trial(session, job_id=job_id, trial_id=trial_id)

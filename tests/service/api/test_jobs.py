@@ -34,6 +34,10 @@ def test_create_list_get_cancel(client: TestClient, alice: dict[str, str]) -> No
         "sfo_budget": 2_000_000,
     }
     assert job["spec"]["apiVersion"] == "schedsearch/v1"
+    # the theory check ran on the fixed baseline: a constant batch has no convergence guarantee
+    assert [(w["schedule"], [f["code"] for f in w["warnings"]]) for w in job["warnings"]] == [
+        ("constant", ["constant_batch"])
+    ]
 
     listed = client.get("/v1/jobs", headers=alice).json()
     assert (listed["count"], [j["id"] for j in listed["data"]]) == (1, [job["id"]])

@@ -96,3 +96,15 @@ def make_user_tight(tight: TestClient) -> dict[str, str]:
     with session_scope(app.state.session_factory) as session:  # type: ignore[attr-defined]
         token = create_token(session, user_name="carol")
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_streamed_body_over_limit_is_413(tight: TestClient, make_user_tight: dict[str, str]) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
+        yield b'{"name": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    headers = {**make_user_tight, "Content-Type": "application/json"}
+    response = tight.post("/v1/jobs", content=chunks(), headers=headers)
+    assert (response.status_code, response.json()["limit"]) == (413, "max_body_bytes")

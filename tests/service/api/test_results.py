@@ -7,6 +7,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from schedules.paper import STRATEGY_NAMES
+from schedules.spec import Schedule
+from schedules.theory import check
 from service.storage import repository as repo
 from service.storage.db import session_scope
 from tests.service.api.conftest import JOB
@@ -96,7 +99,10 @@ def test_report_compares_best_with_baselines(app: FastAPI, client: TestClient, a
         ("constant", 8000, 2.0),
     ]
     assert report["best_vs_best_baseline"] == {"baseline": "constant", "sfo_saving": 0.5}
-    assert report["theory"] is not None and "error" not in report["theory"]
+    # the theory check of the best schedule, on the digits training set size
+    expected = check(Schedule.from_json(GROWTH), optimizer="nshb", momentum=0.9, max_epochs=12, n_train=1347)
+    assert report["theory"] == expected.to_json()
+    assert report["paper"] == [] and report["paper_not_run"] == sorted(STRATEGY_NAMES)
 
 
 def test_plot_is_a_png(app: FastAPI, client: TestClient, alice: dict[str, str]) -> None:

@@ -24,6 +24,14 @@ def test_check_returns_the_theory_report(client: TestClient, alice: dict[str, st
     assert response.json()["strategy"] == "iii"
 
 
+def test_a_bare_schedule_is_accepted(client: TestClient, alice: dict[str, str]) -> None:
+    response = client.post("/v1/schedules/check", json=GROWING_BOTH, headers=alice)
+    expected = check(
+        Schedule.from_json(GROWING_BOTH), optimizer="nshb", momentum=0.9, max_epochs=30
+    ).to_json()
+    assert (response.status_code, response.json()) == (200, expected)
+
+
 def test_check_locates_a_bad_schedule(client: TestClient, alice: dict[str, str]) -> None:
     bad = {**GROWING_BOTH, "batch_size": {"family": "exp_growth", "b0": 8, "factor": 0.5, "interval": 3}}
     response = client.post("/v1/schedules/check", json={"schedule": bad}, headers=alice)
