@@ -69,7 +69,8 @@ def _load(name: str, options: Mapping[str, Any] | None, device: torch.device, im
         num_classes=10,
         build_model=build,
         device=device,
-        measure_chunk=2048,  # the whole training set in one pass
+        # MLP: the whole training set in one pass; CNN: compute-bound, and 512-image chunks stay in cache
+        measure_chunk=512 if image else 2048,
         options=opts.__dict__,
     )
 

@@ -57,7 +57,9 @@ def _assert_each_trial_once(db: Db, job_id: str) -> None:
 @pytest.fixture(scope="module")
 def two_node_job(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Db, str]]:
     """One job on the two-node cluster (on PostgreSQL when it answers): two concurrent 1-CPU trials, so one
-    runs on each node, and a baseline whose schedule only fails when the trainer parses it."""
+    runs on each node, and a baseline whose schedule only fails when the trainer parses it. Trials last a
+    few seconds: with reused actors, much shorter ones can all finish on the first actor before the second
+    one has started on a loaded machine."""
     tmp_path = tmp_path_factory.mktemp("two-node")
     spec = job_spec(
         baselines=[
@@ -65,6 +67,7 @@ def two_node_job(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
             {"name": "broken", "batch_size": {"family": "constant", "b0": -4},
              "lr": {"family": "constant", "lr0": 0.5}},
         ],
+        budget={"max_epochs": 40, "max_sfo": 40 * DIGITS_N_TRAIN},
         search={"num_trials": 4, "max_concurrent": 2},
     )
     with _database(tmp_path) as url:
