@@ -69,8 +69,14 @@ def fit_constants(points: Sequence[tuple[int, float]], eps: float) -> dict[str, 
 
 
 def run_grid(
-    *, task: str, optimizer: str, lr: float, batches: Sequence[int], targets: Sequence[float],
-    epochs: int, seeds: Sequence[int],
+    *,
+    task: str,
+    optimizer: str,
+    lr: float,
+    batches: Sequence[int],
+    targets: Sequence[float],
+    epochs: int,
+    seeds: Sequence[int],
 ) -> list[dict[str, Any]]:
     from schedules.spec import TrialSpec
     from schedules.trainer import train
@@ -83,8 +89,10 @@ def run_grid(
                 {
                     "task": {"name": task, "options": {}},
                     "optimizer": {"name": optimizer, "momentum": 0.0 if optimizer == "sgd" else 0.9},
-                    "schedule": {"batch_size": {"family": "constant", "b0": b},
-                                 "lr": {"family": "constant", "lr0": lr}},
+                    "schedule": {
+                        "batch_size": {"family": "constant", "b0": b},
+                        "lr": {"family": "constant", "lr0": lr},
+                    },
                     "budget": {"max_epochs": epochs, "max_sfo": None},
                     # the run ends at the tightest target: every looser one is reached before it
                     "target": {"grad_norm": tightest, "stop_at_target": True},
@@ -94,32 +102,45 @@ def run_grid(
             started = time.perf_counter()
             result = train(spec, device="cpu")
             hits = {str(eps): first_hit(result.records, eps) for eps in targets}
-            runs.append({
-                "batch": b, "seed": seed, "wall_s": time.perf_counter() - started,
-                "min_grad_norm": result.summary.min_grad_norm, "total_sfo": result.summary.total_sfo,
-                "hits": {k: None if v is None else {"steps": v[0], "sfo": v[1]} for k, v in hits.items()},
-            })
-            print(f"  b={b:<5} seed={seed} min|g|={result.summary.min_grad_norm:.4f} "
-                  f"{time.perf_counter() - started:.1f}s", flush=True)
+            runs.append(
+                {
+                    "batch": b,
+                    "seed": seed,
+                    "wall_s": time.perf_counter() - started,
+                    "min_grad_norm": result.summary.min_grad_norm,
+                    "total_sfo": result.summary.total_sfo,
+                    "hits": {k: None if v is None else {"steps": v[0], "sfo": v[1]} for k, v in hits.items()},
+                }
+            )
+            print(
+                f"  b={b:<5} seed={seed} min|g|={result.summary.min_grad_norm:.4f} "
+                f"{time.perf_counter() - started:.1f}s",
+                flush=True,
+            )
     return runs
 
 
-def summarize(runs: Sequence[dict[str, Any]], targets: Sequence[float],
-              batches: Sequence[int]) -> dict[str, Any]:
+def summarize(
+    runs: Sequence[dict[str, Any]], targets: Sequence[float], batches: Sequence[int]
+) -> dict[str, Any]:
     """Per target: mean steps and SFO per batch size (over seeds that reached it), argmin, fit."""
     out: dict[str, Any] = {}
     for eps in targets:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for b in batches:
             hits = [r["hits"][str(eps)] for r in runs if r["batch"] == b]
             reached = [h for h in hits if h is not None]
-            rows.append({
-                "batch": b,
-                "reached": f"{len(reached)}/{len(hits)}",
-                # a mean over seeds only when every seed reached it: otherwise the mean flatters b
-                "steps": statistics.fmean(h["steps"] for h in reached) if len(reached) == len(hits) else None,
-                "sfo": statistics.fmean(h["sfo"] for h in reached) if len(reached) == len(hits) else None,
-            })
+            rows.append(
+                {
+                    "batch": b,
+                    "reached": f"{len(reached)}/{len(hits)}",
+                    # a mean over seeds only when every seed reached it: otherwise the mean flatters b
+                    "steps": statistics.fmean(h["steps"] for h in reached)
+                    if len(reached) == len(hits)
+                    else None,
+                    "sfo": statistics.fmean(h["sfo"] for h in reached) if len(reached) == len(hits) else None,
+                }
+            )
         complete = [r for r in rows if r["sfo"] is not None]
         best = min(complete, key=lambda r: r["sfo"]) if complete else None
         fit = fit_constants([(r["batch"], r["steps"]) for r in complete], eps)
@@ -146,10 +167,20 @@ def plot(summary: dict[str, Any], targets: Sequence[float], path: Path, title: s
         if fit:
             grid = [2 ** (k / 8) for k in range(int(8 * math.log2(min(bs))), int(8 * math.log2(max(bs))) + 1)]
             grid = [b for b in grid if eps**2 * b > fit["C2"] * 1.01]
-            ax_k.plot(grid, [fit["C1"] * b / (eps**2 * b - fit["C2"]) for b in grid], "--",
-                      color=line.get_color(), alpha=0.6)
-            ax_n.plot(grid, [fit["C1"] * b * b / (eps**2 * b - fit["C2"]) for b in grid], "--",
-                      color=line.get_color(), alpha=0.6)
+            ax_k.plot(
+                grid,
+                [fit["C1"] * b / (eps**2 * b - fit["C2"]) for b in grid],
+                "--",
+                color=line.get_color(),
+                alpha=0.6,
+            )
+            ax_n.plot(
+                grid,
+                [fit["C1"] * b * b / (eps**2 * b - fit["C2"]) for b in grid],
+                "--",
+                color=line.get_color(),
+                alpha=0.6,
+            )
         if s["empirical_b_star"]:
             ax_n.axvline(s["empirical_b_star"], color=line.get_color(), ls=":", alpha=0.7)
     for ax, label in ((ax_k, "steps to target K(b)"), (ax_n, "SFO to target N(b)")):
@@ -180,37 +211,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="critical_batch", help="result file name (tests use another)")
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else DEFAULT_LR
-    batches = args.batches or ([4, 8, 16, 32, 64, 128] if args.quick else [4, 8, 16, 32, 64, 128, 256])
+    batches = args.batches or ([4, 8, 16, 32, 64, 128] if args.quick else [2, 4, 8, 16, 32, 64, 128, 256])
     targets = sorted(args.targets or ([0.1, 0.05] if args.quick else [0.2, 0.1, 0.05, 0.03]), reverse=True)
     epochs = args.epochs or (30 if args.quick else 60)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     print(f"task={args.task} optimizer={args.optimizer} lr={lr} epochs<={epochs} seeds={seeds}")
     started = time.perf_counter()
-    runs = run_grid(task=args.task, optimizer=args.optimizer, lr=lr, batches=batches, targets=targets,
-                    epochs=epochs, seeds=seeds)
+    runs = run_grid(
+        task=args.task,
+        optimizer=args.optimizer,
+        lr=lr,
+        batches=batches,
+        targets=targets,
+        epochs=epochs,
+        seeds=seeds,
+    )
     summary = summarize(runs, targets, batches)
     for eps in targets:
         s = summary[str(eps)]
         print(f"\ntarget |grad f| <= {eps}")
-        print(table(["b", "reached", "steps K", "SFO N"],
-                    [[r["batch"], r["reached"], r["steps"], r["sfo"]] for r in s["rows"]]))
+        print(
+            table(
+                ["b", "reached", "steps K", "SFO N"],
+                [[r["batch"], r["reached"], r["steps"], r["sfo"]] for r in s["rows"]],
+            )
+        )
         fit = s["fit"]
-        fit_text = (f"C1={fit['C1']:.4g} C2={fit['C2']:.4g} theoretical b*={fit['b_star']:.1f} "
-                    f"(R^2 of 1/K on 1/b: {fit['r2']:.2f})" if fit else "fit: not enough points / wrong shape")
+        fit_text = (
+            f"C1={fit['C1']:.4g} C2={fit['C2']:.4g} theoretical b*={fit['b_star']:.1f} "
+            f"(R^2 of 1/K on 1/b: {fit['r2']:.2f})"
+            if fit
+            else "fit: not enough points / wrong shape"
+        )
         print(f"empirical b* (SFO argmin) = {s['empirical_b_star']}; {fit_text}")
-    print("\n" + table(["eps", "empirical b*", "fitted b*", "C1", "C2"], [
-        [eps, summary[str(eps)]["empirical_b_star"],
-         *((summary[str(eps)]["fit"] or {}).get(k) for k in ("b_star", "C1", "C2"))] for eps in targets]))
+    print(
+        "\n"
+        + table(
+            ["eps", "empirical b*", "fitted b*", "C1", "C2"],
+            [
+                [
+                    eps,
+                    summary[str(eps)]["empirical_b_star"],
+                    *((summary[str(eps)]["fit"] or {}).get(k) for k in ("b_star", "C1", "C2")),
+                ]
+                for eps in targets
+            ],
+        )
+    )
     image = None
     if not args.no_plot:
         image = IMG_DIR / f"{args.name}.png"
         plot(summary, targets, image, f"{args.task}, {args.optimizer}, constant lr={lr}")
         print(f"plot: docs/img/{image.name}")
-    path = write_latest(args.name, {
-        "quick": args.quick, "task": args.task, "optimizer": args.optimizer, "lr": lr, "batches": batches,
-        "targets": targets, "epochs": epochs, "seeds": seeds, "runs": runs, "summary": summary,
-        "plot": f"docs/img/{image.name}" if image else None, "wall_s": time.perf_counter() - started,
-    })
+    path = write_latest(
+        args.name,
+        {
+            "quick": args.quick,
+            "task": args.task,
+            "optimizer": args.optimizer,
+            "lr": lr,
+            "batches": batches,
+            "targets": targets,
+            "epochs": epochs,
+            "seeds": seeds,
+            "runs": runs,
+            "summary": summary,
+            "plot": f"docs/img/{image.name}" if image else None,
+            "wall_s": time.perf_counter() - started,
+        },
+    )
     print(f"wrote bench/results/{path.name} in {time.perf_counter() - started:.0f}s")
     return 0
 

@@ -66,6 +66,19 @@ def check_plans(schedule: Schedule, horizon: Horizon) -> None:
             getattr(lr, "factor", lr.family),
             f"makes the learning rate overflow within budget.max_epochs={horizon.epochs} ({exc})",
         ) from None
+    if bs.is_adaptive and starts:
+        # The trainer multiplies the LR by lr_factor^k at stage k; powers are monotone in k, so the last stage
+        # it can reach is the extreme one (lr_factor < 1 can underflow to 0, > 1 can overflow).
+        last = bs.max_stage  # type: ignore[attr-defined]
+        multiplier = bs.stage_lr_multiplier(last)  # type: ignore[attr-defined]
+        for value in (min(starts) * multiplier, max(starts) * multiplier):
+            if not (math.isfinite(value) and value > 0):
+                raise SpecError(
+                    "batch_size.lr_factor",
+                    bs.lr_factor,  # type: ignore[attr-defined]
+                    f"gives a learning rate of {value!r} at adaptive stage {last} (lr x lr_factor^{last}); "
+                    "every LR must be finite and > 0",
+                )
     for e, value in enumerate([*starts, *ends]):
         if not (math.isfinite(value) and value > 0):
             epoch = e if e < len(starts) else e - len(starts)

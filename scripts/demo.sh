@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 JOB_FILE=${1:-examples/digits-demo.json}
-DATA_DIR=.schedsearch
-LOG="$DATA_DIR/demo-server.log"
-PLOT="$DATA_DIR/demo-plot.png"
+# A data directory of its own: the demo owns the SQLite file and the local Ray head recorded there, and
+# leaves a `schedsearch serve` of yours (default .schedsearch/) alone.
+DATA_DIR=.schedsearch/demo
+LOG="$DATA_DIR/server.log"
+PLOT="$DATA_DIR/plot.png"
 
 scripts/setup.sh
 . .venv/bin/activate
@@ -24,6 +26,25 @@ export SCHEDSEARCH_DATA_DIR="$DATA_DIR" SCHEDSEARCH_EMBEDDED_DISPATCHER=true SCH
 SCHEDSEARCH_PORT=${DEMO_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export SCHEDSEARCH_PORT
 export SCHEDSEARCH_URL="http://127.0.0.1:$SCHEDSEARCH_PORT"
+
+# The embedded dispatcher starts a local Ray head and records it in $DATA_DIR/ray/head.json, so that a
+# restarted server finds it again. The demo stops it at the end, and stops one left by an interrupted run.
+stop_local_ray() {
+  python - "$DATA_DIR/ray/head.json" <<'PY'
+import sys
+from pathlib import Path
+
+from workers import raycluster
+
+path = Path(sys.argv[1])
+node = raycluster.load_node(path)
+if node is not None and raycluster.is_running(node):
+    raycluster.stop_node(node)
+    print(f"stopped the local Ray head (process group {node.pgid})")
+path.unlink(missing_ok=True)
+PY
+}
+stop_local_ray
 
 schedsearch migrate
 
@@ -42,6 +63,7 @@ stop_server() {
     fi
   fi
   wait "$SERVER_PID" 2>/dev/null || true
+  stop_local_ray
 }
 trap stop_server EXIT
 trap 'exit 130' INT TERM
@@ -62,4 +84,5 @@ done
 SCHEDSEARCH_TOKEN=$(schedsearch token create --user demo | tail -n 1)
 export SCHEDSEARCH_TOKEN
 
-schedsearch submit "$JOB_FILE" --wait --plot "$PLOT"
+# A fresh machine needs about two minutes on two cores; --max-wait stops waiting if something is stuck.
+schedsearch submit "$JOB_FILE" --wait --max-wait 1200 --plot "$PLOT"

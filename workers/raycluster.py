@@ -4,8 +4,9 @@ Used by the dispatcher (the local Ray it starts when ``SCHEDSEARCH_RAY_ADDRESS``
 fixtures (a head plus worker nodes on 127.0.0.1). Facts about Ray 2.60 that shape this module
 (docs/workers.md has the full list):
 
-- ``ray start`` daemonizes: GCS, raylet, dashboard and workers keep the process group of the ``ray start``
-  process, so starting it with ``start_new_session=True`` lets us stop exactly that node with ``killpg``.
+- ``ray start`` daemonizes: GCS, raylet, dashboard and agents keep the process group of the ``ray start``
+  process (started with ``start_new_session=True``), but each worker process (the trials' actors) gets a
+  process group of its own under the raylet; a node's processes are its group plus their descendants.
   ``ray stop`` would stop every Ray on the machine (other users, other tests) and is never used.
 - GCS and raylet ignore SIGTERM for a while; stop is SIGTERM, a short grace, then SIGKILL.
 - Token auth is on when ``RAY_AUTH_MODE=token``; the token comes from ``RAY_AUTH_TOKEN`` (or the file
@@ -196,33 +197,78 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgid, state) of every process, from /proc (Linux, like Ray's own tooling here)."""
+    table: dict[int, tuple[int, int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # comm may contain spaces and parentheses: the fields after the last ")" are fixed.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
+    return table
+
+
+def _node_pids(pgid: int) -> list[int]:
+    """The node's live processes: its process group plus their descendants. Ray puts each worker process
+    (the trials' actors) in a process group of its own under the raylet, so the group alone misses them."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found = {pid for pid, (_, group, _) in table.items() if group == pgid}
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return sorted(pid for pid in found if table[pid][2] != "Z")
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
 def _kill_group(pgid: int, *, grace_s: float) -> None:
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
+    pids = _node_pids(pgid)
+    if not pids:
         return
+    _signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not _group_alive(pgid):
+        if not any(_pid_alive(pid) for pid in pids):
             return
         time.sleep(0.1)
+    _signal_all(pids, signal.SIGKILL)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
 
 
 def stop_node(node: RayNode, *, grace_s: float = 2.0) -> None:
-    """Stop exactly this node (its process group): SIGTERM, then SIGKILL after ``grace_s``."""
+    """Stop exactly this node (its processes): SIGTERM, then SIGKILL after ``grace_s``."""
     _kill_group(node.pgid, grace_s=grace_s)
 
 
 def kill_node(node: RayNode) -> None:
-    """Lose a node abruptly (SIGKILL to its whole process group), as a crashed machine would."""
-    try:
-        os.killpg(node.pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+    """Lose a node abruptly: SIGKILL to all its processes at once, trials included, as a crashed machine."""
+    _signal_all(_node_pids(node.pgid), signal.SIGKILL)
 
 
 def is_running(node: RayNode) -> bool:

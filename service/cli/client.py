@@ -79,17 +79,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # The id alone on stdout, so `JOB=$(schedsearch submit job.json)` works.
             sys.stdout.write(job_id + "\n")
             return 0
-        job = watch(api, job_id, interval=args.interval)
+        job = watch(api, job_id, interval=args.interval, max_wait=args.max_wait)
         return _finish(api, job, plot=args.plot, as_json=args.json)
 
 
-def watch(api: ApiClient, job_id: str, *, interval: float) -> dict[str, Any]:
-    """Poll the job until it ends, with a progress bar of finished trials and the best SFO to target."""
+def watch(api: ApiClient, job_id: str, *, interval: float, max_wait: float | None = None) -> dict[str, Any]:
+    """Poll the job until it ends, with a progress bar of finished trials and the best SFO to target.
+    After ``max_wait`` seconds stop waiting (the job goes on) with an :class:`ApiError`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = _err()
     job = api.get_job(job_id)
     link_shown = False
+    deadline = None if max_wait is None else time.monotonic() + max_wait
     # Fits 80 columns: "d50589bd running ━━━━━━━━━━━━━━ 3/10 trials  best SFO to target: 26,940 0:00:41".
     columns = (
         TextColumn("{task.description}"),
@@ -116,6 +118,11 @@ def watch(api: ApiClient, job_id: str, *, interval: float) -> dict[str, Any]:
                 )
                 if job["status"] in TERMINAL:
                     break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ApiError(
+                        f"job {job_id} is still {job['status']} after {max_wait:g} s; stopped waiting. "
+                        f"It goes on: `schedsearch show {job_id}`, `schedsearch cancel {job_id}`."
+                    )
                 time.sleep(interval)
                 job = api.get_job(job_id)
     except KeyboardInterrupt:
@@ -253,6 +260,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--wait", action="store_true", help="show live progress and end with the results table")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between progress polls (default 1)")
     p.add_argument("--plot", metavar="FILE", help="with --wait: also save the plot (PNG) to FILE")
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: give up waiting after this long (exit 1)",
+    )
     p.add_argument("--idempotency-key", help="retrying with the same key returns the same job")
     p.set_defaults(handler=_guarded(cmd_submit))
 

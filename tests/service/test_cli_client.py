@@ -353,3 +353,18 @@ def _finish_new_job(server: Server, before: set[str]) -> None:
             _finish_job(server, new.pop(), delay=0.5)
             return
         time.sleep(0.05)
+
+
+def test_submit_wait_gives_up_after_max_wait_and_the_job_goes_on(
+    capsys: pytest.CaptureFixture[str], server: Server, tmp_path: Path
+) -> None:
+    # No dispatcher runs here, so the job stays queued.
+    auth = ("--url", server.url, "--token", server.alice)
+    rc, _, err = cli(
+        capsys, "submit", spec_file(tmp_path), "--wait", "--interval", "0.1", "--max-wait", "0.5", *auth
+    )
+    assert rc == 1
+    assert "is still queued after 0.5 s; stopped waiting" in err
+    job_id = err.split("submitted job ")[1].split()[0]
+    rc, out, _ = cli(capsys, "show", job_id, "--json", *auth)
+    assert json.loads(out)["status"] == "queued"

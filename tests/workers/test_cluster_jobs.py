@@ -177,7 +177,7 @@ def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
     ray_cluster: Cluster, sqlite_db: Db, tmp_path: Path
 ) -> None:
     db = sqlite_db
-    spec = job_spec(budget={"max_epochs": 12, "max_sfo": 12 * DIGITS_N_TRAIN}, search={"num_trials": 6})
+    spec = job_spec(budget={"max_epochs": 20, "max_sfo": 20 * DIGITS_N_TRAIN}, search={"num_trials": 6})
     job_id = db.create_job(spec)
     first = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher-1", lease_s=3.0)
     second: Proc | None = None
@@ -194,15 +194,17 @@ def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
                  what="the new dispatcher to adopt the Ray Job")
 
         # Then the driver dies too (as with the machine of a local Ray): a new driver restarts what is left.
-        if db.job(job_id).status == "running":
-            pid = int(_ray_job(ray_cluster, submission)["driver_info"]["pid"])
-            os.kill(pid, signal.SIGKILL)
+        assert db.job(job_id).status == "running", "the job ended before the driver could be killed"
+        pid = int(_ray_job(ray_cluster, submission)["driver_info"]["pid"])
+        os.kill(pid, signal.SIGKILL)
         job = db.wait_status(job_id, TERMINAL, timeout_s=150)
     finally:
         first.stop()
         if second is not None:
             second.stop()
     assert job.status == "succeeded", (job.error, db.events(job_id), second.log() if second else "")
+    kinds = [kind for kind, _ in db.events(job_id)]
+    assert kinds.count("driver_lost") == 1 and kinds.count("driver_started") == 2, kinds
     trials = db.trials(job_id)
     assert len(trials) == job.trials_total == 7  # 6 searched + 1 baseline, each exactly once
     assert {t.status for t in trials} <= {"succeeded", "pruned", "diverged"}
@@ -223,7 +225,7 @@ def test_losing_a_worker_node_mid_trial_retries_the_trial(
         ids = ray_cluster.wait_for_nodes(len(before) + 1)
         (victim,) = set(ids) - before
         spec = job_spec(budget={"max_epochs": 40, "max_sfo": 40 * DIGITS_N_TRAIN},
-                        search={"num_trials": 3, "max_concurrent": 3})
+                        search={"num_trials": 2, "max_concurrent": 3})
         job_id = db.create_job(spec)
         dispatcher = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
         try:

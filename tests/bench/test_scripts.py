@@ -1,0 +1,99 @@
+"""Each benchmark script, run in its smallest mode: it finishes, prints its table and writes a result file
+whose numbers are consistent with each other. Timing is never asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _load(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def test_critical_batch_smallest(
+    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bench.critical_batch as cb
+
+    monkeypatch.setattr(cb, "IMG_DIR", tmp_path / "img")
+    argv = [
+        "--batches",
+        "16",
+        "64",
+        "256",
+        "--targets",
+        "0.3",
+        "--epochs",
+        "4",
+        "--seeds",
+        "0",
+        "--name",
+        "cb",
+    ]
+    assert cb.main(argv) == 0
+    body = _load(results_dir, "cb")
+    rows = body["summary"]["0.3"]["rows"]
+    assert [r["batch"] for r in rows] == [16, 64, 256]
+    for r in rows:
+        if r["sfo"] is not None:  # SFO to target is at least steps x the batch (the last batch may be short)
+            assert r["sfo"] <= r["steps"] * r["batch"] and r["steps"] >= 1
+    assert (tmp_path / "img" / "cb.png").stat().st_size > 0
+    assert "empirical b*" in capsys.readouterr().out
+
+
+def test_search_efficiency_smallest(results_dir: Path) -> None:
+    import bench.search_efficiency as se
+
+    assert (
+        se.main(["--seeds", "0", "--trials", "2", "--epochs", "3", "--target", "0.25", "--name", "se"]) == 0
+    )
+    body = _load(results_dir, "se")
+    run = body["per_seed"][0]
+    assert set(run["fixed"]) == {"constant-b128", "paper-i", "paper-ii", "paper-iii", "paper-iv"}
+    for side in ("on", "off"):
+        search = run["search"][side]
+        # a search spends at least one trial's SFO and at most trials x the per-trial budget
+        assert 0 < search["total_sfo"] <= 2 * 3 * body["n_train"]
+        best = search["best_sfo_to_target"]
+        assert best is None or best <= search["total_sfo"]
+    assert run["search"]["off"]["pruned"] == 0  # no pruner without early stopping
+
+
+def test_service_load_smallest_sqlite(results_dir: Path) -> None:
+    import bench.service_load as sl
+
+    argv = [
+        "--backends",
+        "sqlite",
+        "--concurrency",
+        "2",
+        "--requests",
+        "6",
+        "--cell-seconds",
+        "5",
+        "--name",
+        "sl",
+    ]
+    assert sl.main(argv) == 0
+    body = _load(results_dir, "sl")
+    assert {c["op"] for c in body["cells"]} == set(sl.OPERATIONS)
+    for cell in body["cells"]:
+        assert cell["requests"] >= 1 and cell["errors"] == 0, cell
+        assert cell["p50_ms"] <= cell["p99_ms"]
+
+
+@pytest.mark.ray
+def test_scale_out_smallest(results_dir: Path) -> None:
+    import bench.scale_out as so
+
+    assert so.main(["--trials", "2", "--epochs", "1", "--name", "so"]) == 0
+    body = _load(results_dir, "so")
+    assert [r["nodes"] for r in body["runs"]] == [1, 2]
+    for run in body["runs"]:
+        assert run["status"] == "succeeded" and run["trials"] == 2, run
+        assert run["alive_nodes"] == run["nodes"]
