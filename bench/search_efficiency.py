@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._report import mean_spread, table, write_latest
+from bench._report import IMG_DIR, mean_spread, table, write_latest
 
 TASK = "digits-mlp"
 OPTIMIZER = {"name": "nshb", "momentum": 0.9}
@@ -171,6 +171,128 @@ def search(
     }
 
 
+def summarize(
+    per_seed: Sequence[dict[str, Any]], fixed: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Mean and spread over seeds of every line, and the two target ratios.
+
+    The best paper strategy is the one with the lowest mean among those that reached the target on every
+    seed: a mean over the seeds that happened to reach it would flatter a strategy that mostly fails."""
+    lines: dict[str, dict[str, Any]] = {}
+    for name in fixed:
+        lines[name] = {"sfo_to_target": mean_spread([r["fixed"][name]["sfo_to_target"] for r in per_seed])}
+    for side in ("on", "off"):
+        runs = [r["search"][side] for r in per_seed]
+        lines[f"search (ES {side}): best"] = {
+            "sfo_to_target": mean_spread([x["best_sfo_to_target"] for x in runs]),
+            "held_out": mean_spread([(x.get("held_out") or {}).get("sfo_to_target") for x in runs]),
+            "search_total_sfo": mean_spread([x["total_sfo"] for x in runs]),
+            "pruned": mean_spread([x["pruned"] for x in runs]),
+            "wall_s": mean_spread([x["wall_s"] for x in runs]),
+        }
+    always = {
+        k: lines[k]["sfo_to_target"]["mean"]
+        for k in fixed
+        if k.startswith("paper-") and lines[k]["sfo_to_target"]["missing"] == 0
+    }
+    best_paper = min(always.items(), key=lambda kv: kv[1], default=(None, None))
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    checks: dict[str, Any] = {"best_paper_strategy": best_paper[0], "best_paper_sfo": best_paper[1]}
+    for side in ("on", "off"):
+        line = lines[f"search (ES {side}): best"]
+        checks[f"es_{side}_best_over_best_paper"] = ratio(line["sfo_to_target"]["mean"], best_paper[1])
+        checks[f"es_{side}_held_out_over_best_paper"] = ratio(line["held_out"]["mean"], best_paper[1])
+        checks[f"es_{side}_reached"] = f"{line['sfo_to_target']['n']}/{len(per_seed)}"
+    on, off = lines["search (ES on): best"], lines["search (ES off): best"]
+    checks["es_total_sfo_cut"] = ratio(off["search_total_sfo"]["mean"], on["search_total_sfo"]["mean"])
+    checks["es_best_over_no_es_best"] = ratio(on["sfo_to_target"]["mean"], off["sfo_to_target"]["mean"])
+    return lines, checks
+
+
+def report(lines: dict[str, Any], checks: dict[str, Any]) -> None:
+    rows = []
+    for name, s in lines.items():
+        sfo = s["sfo_to_target"]
+        held = s.get("held_out")
+        rows.append(
+            [
+                name,
+                sfo["mean"],
+                sfo["std"],
+                f"{sfo['n']}/{sfo['n'] + sfo['missing']}",
+                held["mean"] if held else None,
+                f"{held['n']}/{held['n'] + held['missing']}" if held else None,
+                (s.get("search_total_sfo") or {}).get("mean"),
+                (s.get("pruned") or {}).get("mean"),
+            ]
+        )
+    print(
+        table(
+            [
+                "schedule",
+                "SFO to target",
+                "std",
+                "reached",
+                "held-out seed",
+                "reached",
+                "search SFO",
+                "pruned",
+            ],
+            rows,
+        )
+    )
+    fmt = {k: (f"{v:.3g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in checks.items()}
+    print(
+        f"best paper strategy (reached on every seed): {fmt['best_paper_strategy']} "
+        f"({checks['best_paper_sfo'] or 0:,.0f} SFO)\n"
+        f"search best / best paper (want <= 0.5): ES on {fmt['es_on_best_over_best_paper']} "
+        f"(reached {fmt['es_on_reached']}, held-out seed {fmt['es_on_held_out_over_best_paper']}), "
+        f"ES off {fmt['es_off_best_over_best_paper']} (reached {fmt['es_off_reached']}, held-out seed "
+        f"{fmt['es_off_held_out_over_best_paper']})\n"
+        f"early stopping cuts the search's SFO {fmt['es_total_sfo_cut']}x (want >= 2) at best on/off "
+        f"{fmt['es_best_over_no_es_best']} (want 1)"
+    )
+
+
+def plot(lines: dict[str, Any], checks: dict[str, Any], path: Path) -> None:
+    """Bars: mean SFO to target (std as error bars, reached/seeds on top) and the search's own SFO."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # fixed order (a result file read back has its keys sorted)
+    searches = ["search (ES on): best", "search (ES off): best"]
+    names = [n for n in lines if n not in searches] + searches
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
+    means = [lines[n]["sfo_to_target"]["mean"] or 0.0 for n in names]
+    stds = [lines[n]["sfo_to_target"]["std"] or 0.0 for n in names]
+    ax1.bar(range(len(names)), means, yerr=stds, color="tab:blue", alpha=0.8, capsize=3)
+    for i, n in enumerate(names):
+        s = lines[n]["sfo_to_target"]
+        label = f"{s['n']}/{s['n'] + s['missing']}"
+        ax1.text(i, (means[i] or 0) + stds[i], label, ha="center", va="bottom", fontsize=8)
+    if checks.get("best_paper_sfo"):
+        ax1.axhline(
+            checks["best_paper_sfo"] / 2, color="tab:red", ls="--", lw=1, label="target: half the best paper"
+        )
+        ax1.legend(fontsize=8)
+    ax1.set_xticks(
+        range(len(names)), [n.replace(": best", "") for n in names], rotation=25, ha="right", fontsize=8
+    )
+    ax1.set_ylabel("SFO to target (mean over seeds that reached it)")
+    ax2.bar(range(len(searches)), [lines[n]["search_total_sfo"]["mean"] for n in searches], color="tab:gray")
+    ax2.set_xticks(range(len(searches)), ["ES on", "ES off"])
+    ax2.set_ylabel("SFO spent by the whole search")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -222,80 +344,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    def stat(values: Sequence[float | None]) -> dict[str, Any]:
-        return mean_spread(list(values))
-
-    lines: dict[str, dict[str, Any]] = {}
-    for name in fixed:
-        lines[name] = {"sfo_to_target": stat([r["fixed"][name]["sfo_to_target"] for r in per_seed])}
-    for side in ("on", "off"):
-        runs = [r["search"][side] for r in per_seed]
-        lines[f"search (ES {side}): best"] = {
-            "sfo_to_target": stat([x["best_sfo_to_target"] for x in runs]),
-            "held_out": stat([(x.get("held_out") or {}).get("sfo_to_target") for x in runs]),
-            "search_total_sfo": stat([x["total_sfo"] for x in runs]),
-            "pruned": stat([x["pruned"] for x in runs]),
-            "wall_s": stat([x["wall_s"] for x in runs]),
-        }
-    rows = []
-    for name, s in lines.items():
-        sfo = s["sfo_to_target"]
-        rows.append(
-            [
-                name,
-                sfo["mean"],
-                sfo["std"],
-                f"{sfo['n']}/{sfo['n'] + sfo['missing']}",
-                (s.get("held_out") or {}).get("mean"),
-                f"{s['held_out']['n']}/{s['held_out']['n'] + s['held_out']['missing']}"
-                if "held_out" in s
-                else None,
-                (s.get("search_total_sfo") or {}).get("mean"),
-                (s.get("pruned") or {}).get("mean"),
-            ]
-        )
-    print(
-        table(
-            [
-                "schedule",
-                "SFO to target",
-                "std",
-                "reached",
-                "held-out seed",
-                "reached",
-                "search SFO",
-                "pruned",
-            ],
-            rows,
-        )
-    )
-
-    paper_means = {k: lines[k]["sfo_to_target"]["mean"] for k in fixed if k.startswith("paper-")}
-    reached_paper = {k: v for k, v in paper_means.items() if v is not None}
-    best_paper = min(reached_paper.items(), key=lambda kv: kv[1], default=(None, None))
-    on, off = lines["search (ES on): best"], lines["search (ES off): best"]
-    checks: dict[str, Any] = {
-        "best_paper_strategy": best_paper[0],
-        "best_paper_sfo": best_paper[1],
-        "search_best_over_best_paper": (on["sfo_to_target"]["mean"] / best_paper[1])
-        if best_paper[1] and on["sfo_to_target"]["mean"]
-        else None,
-        "held_out_over_best_paper": (on["held_out"]["mean"] / best_paper[1])
-        if best_paper[1] and on["held_out"]["mean"]
-        else None,
-        "es_total_sfo_cut": (off["search_total_sfo"]["mean"] / on["search_total_sfo"]["mean"])
-        if on["search_total_sfo"]["mean"]
-        else None,
-        "es_best_over_no_es_best": (on["sfo_to_target"]["mean"] / off["sfo_to_target"]["mean"])
-        if on["sfo_to_target"]["mean"] and off["sfo_to_target"]["mean"]
-        else None,
-    }
-    fmt = {k: (f"{v:.3g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in checks.items()}
-    print(
-        f"targets: search best / best paper = {fmt['search_best_over_best_paper']} (want <= 0.5; "
-        f"held-out seed {fmt['held_out_over_best_paper']}); early stopping cuts search SFO "
-        f"{fmt['es_total_sfo_cut']}x (want >= 2) at best ratio on/off {fmt['es_best_over_no_es_best']}"
-    )
+    lines, checks = summarize(per_seed, list(fixed))
+    report(lines, checks)
+    image = IMG_DIR / f"{args.name}.png"
+    plot(lines, checks, image)
+    print(f"plot: docs/img/{image.name}")
     path = write_latest(
         args.name,
         {

@@ -17,7 +17,7 @@ from typing import Any
 
 from schedules.families._base import SpecError
 from schedules.space import distributions, resolve_dict
-from schedules.spec import Horizon, Schedule, batch_plan, lr_plan
+from schedules.spec import Horizon, Schedule, batch_plan
 
 
 def _growth_field(family: object, prefix: str) -> str:
@@ -52,13 +52,16 @@ def check_plans(schedule: Schedule, horizon: Horizon) -> None:
         raise SpecError("batch_size", bs.to_json(), "gives a batch size < 1 within the budget")
     lr = schedule.lr
     try:
-        total = sum(math.ceil(horizon.n_train / b) for b in batches)
-        starts = lr_plan(schedule, horizon)
+        # lr_plan's values, from the batch plan computed above (lr_plan would compute it again)
+        steps = [math.ceil(horizon.n_train / b) for b in batches]
+        total = sum(steps)
+        starts: list[float] = []
         ends: list[float] = []
-        if lr.per_step:
-            step = 0
-            for e, b in enumerate(batches):
-                step += math.ceil(horizon.n_train / b)
+        step = 0
+        for e, n_steps in enumerate(steps):
+            starts.append(lr.at(epoch=e, step=step, total_steps=total, horizon=horizon))
+            step += n_steps
+            if lr.per_step:
                 ends.append(lr.at(epoch=e, step=step - 1, total_steps=total, horizon=horizon))
     except (OverflowError, ValueError, ZeroDivisionError) as exc:
         raise SpecError(
@@ -95,16 +98,19 @@ def check_plans(schedule: Schedule, horizon: Horizon) -> None:
 MAX_CANDIDATE_POINTS = 32
 
 
-def candidate_points(candidate: Mapping[str, Any]) -> list[dict[str, Any]]:
+def candidate_points(
+    candidate: Mapping[str, Any], *, max_points: int = MAX_CANDIDATE_POINTS
+) -> list[dict[str, Any]]:
     """Fixed schedule dicts at the edges of a candidate's box: every corner when there are at most
-    ``MAX_CANDIDATE_POINTS``, else all-low, all-high and each axis flipped from those two. Overflow and
-    underflow grow monotonically with each parameter, so the edges are where they happen first."""
+    ``max_points``, else all-low, all-high and each axis flipped from those two (the first ``max_points``).
+    Overflow and underflow grow monotonically with each parameter, so the edges are where they happen
+    first."""
     dists = list(distributions(candidate))
     if not dists:
         return [dict(candidate)]
     names = [n for n, _ in dists]
     axes = [_edges(d) for _, d in dists]
-    if math.prod(len(a) for a in axes) <= MAX_CANDIDATE_POINTS:
+    if math.prod(len(a) for a in axes) <= max_points:
         combos = [list(c) for c in itertools.product(*axes)]
     else:
         lo = [a[0] for a in axes]
@@ -113,7 +119,7 @@ def candidate_points(candidate: Mapping[str, Any]) -> list[dict[str, Any]]:
         for i in range(len(axes)):
             combos.append([*lo[:i], hi[i], *lo[i + 1 :]])
             combos.append([*hi[:i], lo[i], *hi[i + 1 :]])
-        combos = combos[:MAX_CANDIDATE_POINTS]
+        combos = combos[: max(2, max_points)]
     points = []
     for combo in combos:
         chosen = dict(zip(names, combo, strict=True))
@@ -133,10 +139,12 @@ def _edges(dist: Mapping[str, Any]) -> list[Any]:
     return [args[0], args[1]]
 
 
-def check_candidate_plans(candidate: Mapping[str, Any], horizon: Horizon) -> None:
+def check_candidate_plans(
+    candidate: Mapping[str, Any], horizon: Horizon, *, max_points: int = MAX_CANDIDATE_POINTS
+) -> None:
     """:func:`check_plans` at the edges of a search-space candidate (see :func:`candidate_points`); the
     error says at which values."""
-    for point in candidate_points(candidate):
+    for point in candidate_points(candidate, max_points=max_points):
         try:
             check_plans(Schedule.from_json(point), horizon)
         except SpecError as exc:

@@ -437,6 +437,10 @@ def check_data_root(spec: JobSpec, root: Path | None) -> list[InitErrorDetails]:
     ]
 
 
+#: Epoch evaluations the whole-budget check may spend on a job's search space (about a second of CPU).
+PLAN_CHECK_EPOCHS = 300_000
+
+
 def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
     """Every schedule the job can run gives finite, positive batch sizes and LRs over budget.max_epochs on the
     task's training set (``schedules.plancheck``): growth that overflows, an LR that underflows to 0, or
@@ -446,9 +450,12 @@ def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
 
     horizon = Horizon(epochs=spec.budget.max_epochs, n_train=task_n_train(spec.task))
     errors: list[InitErrorDetails] = []
+    # Each point costs a few passes over max_epochs; the budget keeps a 64-candidate, 10,000-epoch job to a
+    # few seconds (the smaller jobs get every corner checked).
+    points = max(2, PLAN_CHECK_EPOCHS // (horizon.epochs * max(1, len(spec.space))))
     for i, candidate in enumerate(spec.space):
         try:
-            check_candidate_plans(candidate.model_dump(), horizon)
+            check_candidate_plans(candidate.model_dump(), horizon, max_points=min(points, 32))
         except SpecError as exc:
             errors.append(_spec_error_details(exc, ("space", i), "batch_size"))
     for i, baseline in enumerate(spec.baselines):

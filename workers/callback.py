@@ -17,6 +17,7 @@ time spent inside the training function (``train_wall_s`` of the final result).
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -32,8 +33,20 @@ from workers.store import JobStore, TrialUpdate
 logger = logging.getLogger(__name__)
 
 # Keys of a Tune result that are per-epoch trainer metrics (schedules.metrics.EpochRecord) and get stored.
-RECORD_KEYS = ("epoch", "step", "sfo", "lr", "batch_size", "train_loss", "full_loss", "grad_norm",
-               "test_loss", "test_acc", "measure_sfo", "wall_s")
+RECORD_KEYS = (
+    "epoch",
+    "step",
+    "sfo",
+    "lr",
+    "batch_size",
+    "train_loss",
+    "full_loss",
+    "grad_norm",
+    "test_loss",
+    "test_acc",
+    "measure_sfo",
+    "wall_s",
+)
 
 
 def trial_key(trial: Any) -> str:
@@ -56,8 +69,14 @@ class _Live:
 
 
 class ResultsWriter(Callback):
-    def __init__(self, store: JobStore, *, target_grad_norm: float | None, flush_s: float = 1.0,
-                 stopping: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        target_grad_norm: float | None,
+        flush_s: float = 1.0,
+        stopping: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.store = store
         self.target_grad_norm = target_grad_norm
         self.flush_s = flush_s
@@ -89,8 +108,9 @@ class ResultsWriter(Callback):
             live.started = time.monotonic()
         self.store.event("trial_retry", f"trial {trial_key(trial)} is retried after a failure")
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         live = self._live.get(trial.trial_id)
         if live is None:  # a result without a start event (should not happen): start it now
             self.on_trial_start(iteration, trials, trial)
@@ -165,8 +185,9 @@ class ResultsWriter(Callback):
 
         try:
             epochs = [EpochRecord.from_json(r) for r in records]
-            summary = summarize(epochs, target_grad_norm=self.target_grad_norm, status="stopped",
-                                stop_reason="stopped")
+            summary = summarize(
+                epochs, target_grad_norm=self.target_grad_norm, status="stopped", stop_reason="stopped"
+            )
         except (TypeError, ValueError, KeyError) as exc:
             logger.warning("could not summarize a stopped trial: %s", exc)
             return None
@@ -207,9 +228,8 @@ class ResultsWriter(Callback):
 
 
 def _jsonable(value: Any) -> Any:
-    # Non-finite floats stay as they are (the trainer keeps a diverged epoch's NaN); JSON columns on both
-    # databases accept them through SQLAlchemy's serializer only as strings, so they become null here.
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+    # A diverged epoch's NaN/inf become null: JSON has no such numbers and PostgreSQL's JSON rejects them.
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -237,8 +257,9 @@ class JobStopper(Stopper):
     ``poll_s``, so a cancel takes effect within about ``poll_s`` plus the current epoch of each trial.
     """
 
-    def __init__(self, store: JobStore, *, total_sfo: int | None, spent: Callable[[], int],
-                 poll_s: float = 1.0) -> None:
+    def __init__(
+        self, store: JobStore, *, total_sfo: int | None, spent: Callable[[], int], poll_s: float = 1.0
+    ) -> None:
         self.store = store
         self.total_sfo = total_sfo
         self.spent = spent

@@ -95,7 +95,9 @@ def _discover_dashboard(address: str) -> str:
     finally:
         ray.shutdown()
     if not url:
-        raise RuntimeError(f"the Ray cluster at {address} reports no dashboard; set SCHEDSEARCH_RAY_DASHBOARD_URL")
+        raise RuntimeError(
+            f"the Ray cluster at {address} reports no dashboard; set SCHEDSEARCH_RAY_DASHBOARD_URL"
+        )
     return url if url.startswith("http") else f"http://{url}"
 
 
@@ -115,9 +117,12 @@ def connect_ray(settings: Settings) -> RayTarget:
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     if settings.ray_address:
         dashboard = settings.ray_dashboard_url or _discover_dashboard(settings.ray_address)
-        return RayTarget(address=settings.ray_address, dashboard_url=dashboard.rstrip("/"),
-                         public_dashboard_url=(settings.ray_dashboard_url or dashboard).rstrip("/"),
-                         local=_is_this_machine(settings.ray_address))
+        return RayTarget(
+            address=settings.ray_address,
+            dashboard_url=dashboard.rstrip("/"),
+            public_dashboard_url=(settings.ray_dashboard_url or dashboard).rstrip("/"),
+            local=_is_this_machine(settings.ray_address),
+        )
     state_dir = settings.data_dir.resolve() / "ray"
     token = _token_for_local_ray(state_dir)
     os.environ["RAY_AUTH_TOKEN"] = token  # this process's Ray clients (job submission) need it too
@@ -129,9 +134,13 @@ def connect_ray(settings: Settings) -> RayTarget:
         raycluster.save_node(head, state_dir / "head.json")
         logger.info("started a local Ray head at %s (dashboard %s)", head.gcs_address, head.dashboard_url)
     assert head.dashboard_url is not None
-    return RayTarget(address=head.gcs_address, dashboard_url=head.dashboard_url,
-                     public_dashboard_url=settings.ray_dashboard_url or head.dashboard_url, local=True,
-                     owned_head=head)
+    return RayTarget(
+        address=head.gcs_address,
+        dashboard_url=head.dashboard_url,
+        public_dashboard_url=settings.ray_dashboard_url or head.dashboard_url,
+        local=True,
+        owned_head=head,
+    )
 
 
 # ------------------------------------------------------------------------------------------- the loop
@@ -195,9 +204,12 @@ class Dispatcher:
             except Exception:
                 logger.exception("cannot reach Ray yet; retrying in %.1fs", max(self.poll_s, 5.0))
                 stop.wait(max(self.poll_s, 5.0))
-        logger.info("dispatcher %s: Ray at %s, dashboard %s", self.owner,
-                    self._target.address if self._target else "?",
-                    self._target.public_dashboard_url if self._target else "?")
+        logger.info(
+            "dispatcher %s: Ray at %s, dashboard %s",
+            self.owner,
+            self._target.address if self._target else "?",
+            self._target.public_dashboard_url if self._target else "?",
+        )
         while not stop.is_set():
             try:
                 self.step()
@@ -281,11 +293,17 @@ class Dispatcher:
         )
         with session_scope(self.factory) as s:
             repo.update_job_progress(
-                s, job_id=job_id, ray_job_id=submission_id,
+                s,
+                job_id=job_id,
+                ray_job_id=submission_id,
                 ray_dashboard_url=f"{target.public_dashboard_url}/#/jobs/{submission_id}",
             )
-            repo.add_job_event(s, job_id=job_id, kind="driver_submitted",
-                               message=f"Ray Job {submission_id} (driver {drivers})")
+            repo.add_job_event(
+                s,
+                job_id=job_id,
+                kind="driver_submitted",
+                message=f"Ray Job {submission_id} (driver {drivers})",
+            )
         self._watch[job_id] = _Watch(job_id, submission_id, drivers=drivers)
 
     def _tend_watched(self) -> None:
@@ -296,8 +314,9 @@ class Dispatcher:
             try:
                 with session_scope(self.factory) as s:
                     if beat:
-                        job = repo.heartbeat(s, job_id=job_id, owner=self.owner,
-                                             lease_seconds=self.settings.lease_seconds)
+                        job = repo.heartbeat(
+                            s, job_id=job_id, owner=self.owner, lease_seconds=self.settings.lease_seconds
+                        )
                     else:
                         job = repo.get_job(s, job_id=job_id)
             except (LeaseLost, NotFound) as exc:
@@ -347,8 +366,9 @@ class Dispatcher:
             return
         store = JobStore(self.factory, job.id)
         store.finish_unfinished(TrialStatus.CANCELLED, "the job failed")
-        store.finish_job(JobStatus.FAILED, error=f"{watch.drivers} drivers failed; last: {what}",
-                         message="driver failed")
+        store.finish_job(
+            JobStatus.FAILED, error=f"{watch.drivers} drivers failed; last: {what}", message="driver failed"
+        )
         self._watch.pop(job.id, None)
 
     def _finish_cancel(self, job_id: str, message: str) -> None:

@@ -72,7 +72,8 @@ def plan_job(spec: JobSpec, existing: Sequence[Trial]) -> JobPlan:
     baselines = [(b.name, b.schedule) for b in expand_baselines(spec)]
     space_dicts = [c.model_dump() for c in spec.space]
     momentum: float | dict[str, Any] = (
-        dict(spec.optimizer.momentum) if isinstance(spec.optimizer.momentum, dict)
+        dict(spec.optimizer.momentum)
+        if isinstance(spec.optimizer.momentum, dict)
         else float(spec.optimizer.momentum)
     )
     fixed = fixed_points(baselines, space_dicts, momentum)
@@ -86,18 +87,30 @@ def plan_job(spec: JobSpec, existing: Sequence[Trial]) -> JobPlan:
     planned_keys = {p.key for p in planned}
     # Search trials of an earlier run (their key is a Tune trial id): finished ones count against the
     # number of suggestions, unfinished ones are restarted as given points with their stored config.
-    earlier = [t for t in existing if t.trial_key not in planned_keys and not t.trial_key.startswith(GIVEN_PREFIXES)]
+    earlier = [
+        t for t in existing if t.trial_key not in planned_keys and not t.trial_key.startswith(GIVEN_PREFIXES)
+    ]
     restarted = [
-        GivenPoint(key=t.trial_key, name=t.name or t.trial_key, kind=t.kind,
-                   schedule=dict((t.config or {}).get("schedule") or {}),
-                   momentum=float((t.config or {}).get("momentum") or 0.0))
-        for t in earlier if t.status not in terminal
+        GivenPoint(
+            key=t.trial_key,
+            name=t.name or t.trial_key,
+            kind=t.kind,
+            schedule=dict((t.config or {}).get("schedule") or {}),
+            momentum=float((t.config or {}).get("momentum") or 0.0),
+        )
+        for t in earlier
+        if t.status not in terminal
     ]
     finished_search = sum(1 for t in earlier if t.status in terminal)
     given = tuple(p for p in planned if p.key not in done) + tuple(restarted)
     n_search = max(n_search_total - finished_search - len(restarted), 0)
-    return JobPlan(given=given, space=space, n_search=n_search, trials_total=len(planned) + n_search_total,
-                   restarted=len(restarted))
+    return JobPlan(
+        given=given,
+        space=space,
+        n_search=n_search,
+        trials_total=len(planned) + n_search_total,
+        restarted=len(restarted),
+    )
 
 
 # ------------------------------------------------------------------------------------------- optuna
@@ -112,7 +125,9 @@ def optuna_storage_url(database_url: str) -> str:
         db = Path(url.database or "schedsearch.db")
         return str(url.set(database=str(db.with_name(f"{db.stem}-optuna{db.suffix or '.db'}"))))
     if url.get_backend_name() == "postgresql":
-        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(hide_password=False)
+        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
+            hide_password=False
+        )
     return str(url.render_as_string(hide_password=False))
 
 
@@ -234,15 +249,21 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     spec = JobSpec.model_validate(job.spec)
     plan = plan_job(spec, store.trials())
     store.progress(trials_total=plan.trials_total)
-    store.event("driver_started", f"driver on {os.uname().nodename}: {len(plan.given)} given, "
-                f"{plan.n_search} to search, {plan.restarted} restarted",
-                {"given": len(plan.given), "search": plan.n_search, "restarted": plan.restarted})
+    store.event(
+        "driver_started",
+        f"driver on {os.uname().nodename}: {len(plan.given)} given, "
+        f"{plan.n_search} to search, {plan.restarted} restarted",
+        {"given": len(plan.given), "search": plan.n_search, "restarted": plan.restarted},
+    )
     started = time.monotonic()
 
     if not ray.is_initialized():
         # In a Ray Job the supervisor sets RAY_ADDRESS; run by hand, the settings name the cluster.
-        ray.init(address=os.environ.get("RAY_ADDRESS") or settings.ray_address or None,
-                 logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or settings.ray_address or None,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
 
     direction = OBJECTIVES[spec.objective][1]
     per_epoch = _sfo_per_epoch(spec) if spec.budget.max_sfo is None else 0.0
@@ -259,19 +280,30 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         storage = optuna.storages.RDBStorage(optuna_url)
         _fail_stale_optuna_trials(storage, study_name)
         sampler: optuna.samplers.BaseSampler = (
-            optuna.samplers.RandomSampler(seed=spec.search.seed) if spec.search.algorithm == "random"
+            optuna.samplers.RandomSampler(seed=spec.search.seed)
+            if spec.search.algorithm == "random"
             else optuna.samplers.TPESampler(seed=spec.search.seed)
         )
-        inner = TolerantOptunaSearch(space=plan.space, metric="objective", mode=direction, sampler=sampler,
-                                     storage=storage, study_name=study_name)
-    searcher = JobSearcher([p.config() for p in plan.given], inner, plan.n_search,
-                           metric="objective", mode=direction)
+        inner = TolerantOptunaSearch(
+            space=plan.space,
+            metric="objective",
+            mode=direction,
+            sampler=sampler,
+            storage=storage,
+            study_name=study_name,
+        )
+    searcher = JobSearcher(
+        [p.config() for p in plan.given], inner, plan.n_search, metric="objective", mode=direction
+    )
 
     # SFO spent by trials that finished in an earlier run counts against budget.total_sfo too.
-    spent_before = sum(int(t.sfo or 0) for t in store.trials() if t.status in {s.value for s in TRIAL_TERMINAL})
+    spent_before = sum(
+        int(t.sfo or 0) for t in store.trials() if t.status in {s.value for s in TRIAL_TERMINAL}
+    )
     writer = ResultsWriter(store, target_grad_norm=spec.target.grad_norm)
-    stopper = JobStopper(store, total_sfo=spec.budget.total_sfo,
-                         spent=lambda: sum(writer.sfo_by_key.values()) + spent_before)
+    stopper = JobStopper(
+        store, total_sfo=spec.budget.total_sfo, spent=lambda: sum(writer.sfo_by_key.values()) + spent_before
+    )
     writer.stopping = lambda: stopper.reason
 
     if plan.num_samples > 0:
@@ -293,8 +325,12 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent),
-                scheduler=make_scheduler(early_stopping=spec.search.early_stopping, max_t=cap_sfo,
-                                         per_epoch=per_epoch, n_search=plan.n_search),
+                scheduler=make_scheduler(
+                    early_stopping=spec.search.early_stopping,
+                    max_t=cap_sfo,
+                    per_epoch=per_epoch,
+                    n_search=plan.n_search,
+                ),
                 num_samples=plan.num_samples,
                 reuse_actors=True,
                 trial_name_creator=_trial_name(job_id),
@@ -310,8 +346,11 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             ),
         )
         fit_started = time.monotonic()
-        store.event("experiment_started", f"Tune experiment {job_id} attempt {attempt}: {plan.num_samples} trials",
-                    {"setup_s": round(fit_started - started, 3)})
+        store.event(
+            "experiment_started",
+            f"Tune experiment {job_id} attempt {attempt}: {plan.num_samples} trials",
+            {"setup_s": round(fit_started - started, 3)},
+        )
         tuner.fit()
         fit_wall = time.monotonic() - fit_started
     else:
@@ -332,16 +371,26 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     with_result = sum(counts.get(s, 0) for s in ("succeeded", "diverged", "pruned"))
     if with_result == 0 and counts:
         first_error = next((t.error for t in store.trials() if t.error), "no error text")
-        store.finish_job(JobStatus.FAILED, summary=summary,
-                         error=f"no trial produced a result ({dict(counts)}); first error: {first_error}"[:4000],
-                         message="every trial failed")
+        store.finish_job(
+            JobStatus.FAILED,
+            summary=summary,
+            error=f"no trial produced a result ({dict(counts)}); first error: {first_error}"[:4000],
+            message="every trial failed",
+        )
         return JobStatus.FAILED.value
     store.finish_job(JobStatus.SUCCEEDED, summary=summary, message=f"{sum(counts.values())} trials")
     return JobStatus.SUCCEEDED.value
 
 
-def _summary(store: JobStore, spec: JobSpec, overhead: Mapping[str, Any], wall: float, optuna_url: str,
-             study_name: str, plan: JobPlan) -> dict[str, Any]:
+def _summary(
+    store: JobStore,
+    spec: JobSpec,
+    overhead: Mapping[str, Any],
+    wall: float,
+    optuna_url: str,
+    study_name: str,
+    plan: JobPlan,
+) -> dict[str, Any]:
     trials = store.trials()
     counts = Counter(t.status for t in trials)
     field, direction = OBJECTIVES[spec.objective]
@@ -350,21 +399,33 @@ def _summary(store: JobStore, spec: JobSpec, overhead: Mapping[str, Any], wall: 
     summary: dict[str, Any] = {
         "trials": dict(counts),
         "objective": spec.objective,
-        "best": None if best is None else {
-            "trial_id": best.id, "trial_key": best.trial_key, "name": best.name, "kind": best.kind,
-            "objective": best.objective, "schedule": (best.config or {}).get("schedule"),
+        "best": None
+        if best is None
+        else {
+            "trial_id": best.id,
+            "trial_key": best.trial_key,
+            "name": best.name,
+            "kind": best.kind,
+            "objective": best.objective,
+            "schedule": (best.config or {}).get("schedule"),
             "sfo_to_target": (best.summary or {}).get("sfo_to_target"),
         },
         "baselines": [
-            {"name": t.name, "status": t.status, "sfo_to_target": (t.summary or {}).get("sfo_to_target"),
-             field: (t.summary or {}).get(field)}
-            for t in trials if t.kind == "baseline"
+            {
+                "name": t.name,
+                "status": t.status,
+                "sfo_to_target": (t.summary or {}).get("sfo_to_target"),
+                field: (t.summary or {}).get(field),
+            }
+            for t in trials
+            if t.kind == "baseline"
         ],
         "overhead": dict(overhead),
         "wall_s": round(wall, 3),
         "nodes": sorted({t.node_id for t in trials if t.node_id}),
-        "optuna": {"study": study_name, "storage": _redact(optuna_url)} if plan.n_search or any(
-            not t.trial_key.startswith(GIVEN_PREFIXES) for t in trials) else None,
+        "optuna": {"study": study_name, "storage": _redact(optuna_url)}
+        if plan.n_search or any(not t.trial_key.startswith(GIVEN_PREFIXES) for t in trials)
+        else None,
     }
     try:
         # The report the API serves, frozen into the job at its end (best against baselines, theory check).

@@ -143,8 +143,9 @@ def start_head(
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     log_path = temp_dir / "head-start.log"
-    pgid = _run_ray_start(args, env={**(extra_env or {}), **auth_env(token)}, log_path=log_path,
-                          timeout_s=timeout_s)
+    pgid = _run_ray_start(
+        args, env={**(extra_env or {}), **auth_env(token)}, log_path=log_path, timeout_s=timeout_s
+    )
     return RayNode(
         pgid=pgid,
         temp_dir=temp_dir,
@@ -175,8 +176,9 @@ def start_worker(
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     log_path = head.temp_dir / f"{name}-start.log"
-    pgid = _run_ray_start(args, env={**(extra_env or {}), **auth_env(token)}, log_path=log_path,
-                          timeout_s=timeout_s)
+    pgid = _run_ray_start(
+        args, env={**(extra_env or {}), **auth_env(token)}, log_path=log_path, timeout_s=timeout_s
+    )
     return RayNode(
         pgid=pgid,
         temp_dir=head.temp_dir,
@@ -272,7 +274,8 @@ def kill_node(node: RayNode) -> None:
 
 
 def is_running(node: RayNode) -> bool:
-    return _group_alive(node.pgid)
+    """True while any process of the node is alive (zombies waiting to be reaped do not count)."""
+    return _group_alive(node.pgid) and bool(_node_pids(node.pgid))
 
 
 def gcs_answers(address: str, timeout_s: float = 1.0) -> bool:

@@ -34,7 +34,9 @@ class TolerantOptunaSearch(OptunaSearch):
         except Exception as exc:  # optuna.exceptions.UpdateFinishedTrialError and storage hiccups
             logger.warning("optuna: ignoring a result of trial %s: %s", trial_id, exc)
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         if trial_id not in self._ot_trials:
             return
         try:
@@ -66,29 +68,32 @@ class JobSearcher(Searcher):
     def total(self) -> int:
         return len(self.given) + self.n_search_left + len(self.inner_trials)
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any],
-                              **spec: Any) -> bool:
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
         return True  # metric and mode are fixed at construction; the space is ours
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED (a str)
         if self.next_given < len(self.given):
             config = dict(self.given[self.next_given])
             self.next_given += 1
             return config
         if self.inner is None or self.n_search_left <= 0:
-            return Searcher.FINISHED
-        config = self.inner.suggest(trial_id)
-        if config is None or config == Searcher.FINISHED:
-            return config
+            return Searcher.FINISHED  # type: ignore[return-value]
+        suggested = self.inner.suggest(trial_id)
+        if suggested is None or suggested == Searcher.FINISHED:
+            return suggested
         self.n_search_left -= 1
         self.inner_trials.add(trial_id)
-        return dict(config)
+        return dict(suggested)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if self.inner is not None and trial_id in self.inner_trials:
             self.inner.on_trial_result(trial_id, result)
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         if self.inner is not None and trial_id in self.inner_trials:
             self.inner.on_trial_complete(trial_id, result=result, error=error)
 

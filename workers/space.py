@@ -67,8 +67,13 @@ class GivenPoint:
     momentum: float
 
     def config(self) -> dict[str, Any]:
-        return {"schedule": self.schedule, "momentum": self.momentum, "_key": self.key, "_kind": self.kind,
-                "_name": self.name}
+        return {
+            "schedule": self.schedule,
+            "momentum": self.momentum,
+            "_key": self.key,
+            "_kind": self.kind,
+            "_name": self.name,
+        }
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,12 @@ def fixed_points(
         for i, candidate in enumerate(space):
             if not any(True for _ in distributions(candidate)):
                 out.append(
-                    GivenPoint(key=f"fixed:{i}", name=f"space-{i}", kind="search", schedule=dict(candidate),
-                               momentum=mom)
+                    GivenPoint(
+                        key=f"fixed:{i}",
+                        name=f"space-{i}",
+                        kind="search",
+                        schedule=dict(candidate),
+                        momentum=mom,
+                    )
                 )
     return out

@@ -71,10 +71,13 @@ class JobStore:
 
     # -- writing trials
 
-    def start_trial(self, *, key: str, name: str, kind: str, config: Mapping[str, Any],
-                    node_id: str | None = None) -> int:
+    def start_trial(
+        self, *, key: str, name: str, kind: str, config: Mapping[str, Any], node_id: str | None = None
+    ) -> int:
         with session_scope(self.factory) as s:
-            trial = repo.upsert_trial(s, job_id=self.job_id, trial_key=key, config=config, kind=kind, name=name)
+            trial = repo.upsert_trial(
+                s, job_id=self.job_id, trial_key=key, config=config, kind=kind, name=name
+            )
             if trial.status == TrialStatus.PENDING.value:
                 repo.set_trial_status(s, trial_id=trial.id, status=TrialStatus.RUNNING, node_id=node_id)
             self._ids[key] = trial.id
@@ -112,10 +115,14 @@ class JobStore:
 
     def finish_unfinished(self, status: TrialStatus, reason: str) -> int:
         with session_scope(self.factory) as s:
-            ids = list(s.scalars(select(Trial.id).where(
-                Trial.job_id == self.job_id,
-                Trial.status.in_([TrialStatus.PENDING.value, TrialStatus.RUNNING.value]),
-            )))
+            ids = list(
+                s.scalars(
+                    select(Trial.id).where(
+                        Trial.job_id == self.job_id,
+                        Trial.status.in_([TrialStatus.PENDING.value, TrialStatus.RUNNING.value]),
+                    )
+                )
+            )
             count = repo.finish_unfinished_trials(s, job_id=self.job_id, status=status)
             if ids:
                 s.execute(update(Trial).where(Trial.id.in_(ids), Trial.error.is_(None)).values(error=reason))
@@ -138,8 +145,14 @@ class JobStore:
             if repo.get_job(s, job_id=self.job_id).status == JobStatus.QUEUED.value:
                 repo.set_job_status(s, job_id=self.job_id, status=JobStatus.RUNNING, message="driver started")
 
-    def finish_job(self, status: JobStatus, *, summary: Mapping[str, Any] | None = None,
-                   error: str | None = None, message: str = "") -> Job:
+    def finish_job(
+        self,
+        status: JobStatus,
+        *,
+        summary: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        message: str = "",
+    ) -> Job:
         """Move the job to a terminal status (from running, or cancelled from cancelling)."""
         with session_scope(self.factory) as s:
             job = repo.get_job(s, job_id=self.job_id)

@@ -122,9 +122,25 @@ def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> Non
     except Exception as exc:  # a trial that raises is a failed trial, not a Ray failure
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         tb = traceback.format_exc(limit=8)
-        tune.report({**last, "objective": tracker.value(), "node_id": node_id, "final": True,
-                     "error": f"{text}\n{tb}"[-4000:], "train_wall_s": time.perf_counter() - started})
+        tune.report(
+            {
+                **last,
+                "objective": tracker.value(),
+                "node_id": node_id,
+                "final": True,
+                "error": f"{text}\n{tb}"[-4000:],
+                "train_wall_s": time.perf_counter() - started,
+            }
+        )
         return
     summary = record_dict(result.summary)
-    tune.report({**last, "objective": tracker.value(_finite(last.get("grad_norm"))), "node_id": node_id,
-                 "final": True, "summary": summary, "train_wall_s": time.perf_counter() - started})
+    tune.report(
+        {
+            **last,
+            "objective": tracker.value(_finite(last.get("grad_norm"))),
+            "node_id": node_id,
+            "final": True,
+            "summary": summary,
+            "train_wall_s": time.perf_counter() - started,
+        }
+    )

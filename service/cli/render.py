@@ -169,8 +169,13 @@ def print_jobs(console: Console, jobs: Sequence[Mapping[str, Any]], *, total: in
         console.print("no jobs")
         return
     table = Table(title=f"jobs ({total if total is not None else len(jobs)})")
-    for column in ("id", "name", "status", "trials", "best SFO to target", "created"):
-        table.add_column(column, justify="right" if column in ("trials", "best SFO to target") else "left")
+    # The id is what the other commands take, so it is never cut; long names are.
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column("status")
+    table.add_column("trials", justify="right")
+    table.add_column("best SFO to target", justify="right")
+    table.add_column("created (UTC)", no_wrap=True)
     for job in jobs:
         p = progress_of(job)
         table.add_row(
@@ -179,7 +184,7 @@ def print_jobs(console: Console, jobs: Sequence[Mapping[str, Any]], *, total: in
             status_text(job.get("status")),
             f"{p.finished}/{p.total}",
             fmt_sfo(p.best_sfo),
-            str(job.get("created_at") or "")[:19],
+            str(job.get("created_at") or "")[:16].replace("T", " "),
         )
     console.print(table)
 
@@ -325,6 +330,12 @@ def print_report(console: Console, report: Mapping[str, Any]) -> None:
         console.print("no searched schedule reached the target")
     elif best is not None and len(rows) > 1:
         console.print("no baseline reached the target within the budget; the best schedule found did")
+    not_run = report.get("paper_not_run")
+    if not_run:
+        console.print(
+            f"paper strategies not run in this job: {', '.join(map(str, not_run))} "
+            '(add "baselines": ["paper"] to compare)'
+        )
     theory = report.get("theory")
     if isinstance(theory, Mapping):
         console.print(f"theory check of the best schedule: {theory_text(theory)}")

@@ -38,7 +38,7 @@ def test_critical_batch_smallest(
     assert cb.main(argv) == 0
     body = _load(results_dir, "cb")
     rows = body["summary"]["0.3"]["rows"]
-    assert [r["batch"] for r in rows] == [16, 64, 256]
+    assert [r["batch"] for r in rows] == [32, 128, 512]
     for r in rows:
         if r["sfo"] is not None:  # SFO to target is at least steps x the batch (the last batch may be short)
             assert r["sfo"] <= r["steps"] * r["batch"] and r["steps"] >= 1
@@ -46,8 +46,12 @@ def test_critical_batch_smallest(
     assert "empirical b*" in capsys.readouterr().out
 
 
-def test_search_efficiency_smallest(results_dir: Path) -> None:
+def test_search_efficiency_smallest(
+    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bench.search_efficiency as se
+
+    monkeypatch.setattr(se, "IMG_DIR", tmp_path / "img")
 
     assert (
         se.main(["--seeds", "0", "--trials", "2", "--epochs", "3", "--target", "0.25", "--name", "se"]) == 0

@@ -198,3 +198,12 @@ def test_every_schedsearch_variable_is_a_real_setting(services: dict[str, dict[s
             k for k in m.compose_environment(service) if k.startswith("SCHEDSEARCH_") and k not in known
         )
         assert unknown == [], f"service {name} sets variables no setting reads"
+
+
+def test_nodes_that_run_trials_mount_the_data_root(services: dict[str, dict[str, Any]]) -> None:
+    # Trials run on the workers and, when the head offers CPUs, on the head: both need the CIFAR folder.
+    for name in ("ray-head", "ray-worker"):
+        root = m.compose_environment(services[name])["SCHEDSEARCH_DATA_ROOT"]
+        mounts = [str(v).rsplit(":", 2) for v in services[name]["volumes"]]
+        assert any(target == root and mode == "ro" for _, target, mode in mounts), name
+    assert m.compose_environment(services["api"])["SCHEDSEARCH_DATA_ROOT"] == root

@@ -191,3 +191,44 @@ def test_kill_9_and_restart_keeps_every_job_trial_and_metric_exactly_once(
         server.stop()
     assert _counts(restart_db) == (1 + len(keys), 2, 6)
     assert token not in server.log()  # both runs wrote to this log; requests carried the token throughout
+
+
+def test_sqlite_locked_by_another_writer_is_503_then_recovers(tmp_path: Path) -> None:
+    """SQLite's outage: another process holds the write lock longer than the busy timeout."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.auth import create_token as make_token
+
+    path = tmp_path / "locked.db"
+    settings = Settings(
+        database_url=f"sqlite:///{path}",
+        data_dir=tmp_path,
+        embedded_dispatcher=False,
+        sqlite_busy_timeout_ms=200,
+    )
+    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    upgrade(engine)
+    engine.dispose()
+    app = create_app(settings)
+    with session_scope(app.state.session_factory) as session:
+        headers = {"Authorization": f"Bearer {make_token(session, user_name='alice')}"}
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            holder.execute("BEGIN EXCLUSIVE")
+            locked = client.post("/v1/jobs", json=JOB, headers=headers)
+            assert (locked.status_code, locked.json()["detail"]) == (
+                503,
+                "the database is unavailable; retry later",
+            )
+            holder.execute("ROLLBACK")
+            assert (
+                client.get("/v1/jobs", headers=headers).json()["count"] == 0
+            )  # the refused job left nothing
+            assert client.post("/v1/jobs", json=JOB, headers=headers).status_code == 202
+    finally:
+        holder.close()
+        app.state.engine.dispose()

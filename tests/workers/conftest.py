@@ -31,6 +31,7 @@ class Cluster:
     token: str
     head: raycluster.RayNode
     workers: list[raycluster.RayNode] = field(default_factory=list)
+    node_ids: list[str] = field(default_factory=list)  # of the nodes started with the cluster
 
     @property
     def address(self) -> str:
@@ -101,7 +102,7 @@ def _start_cluster(temp_dir: Path, token: str, cpus: list[int]) -> Cluster:
     try:
         for i, n in enumerate(cpus[1:], start=1):
             cluster.workers.append(raycluster.start_worker(head, token=token, num_cpus=n, name=f"worker{i}"))
-        cluster.wait_for_nodes(len(cpus))
+        cluster.node_ids = cluster.wait_for_nodes(len(cpus))
     except BaseException:
         _stop_cluster(cluster)
         raise

@@ -31,13 +31,27 @@ SMALL_JOB: dict[str, Any] = {
     "task": {"name": "digits-mlp"},
     "optimizer": {"name": "nshb", "momentum": 0.9},
     "space": [
-        {"batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
-         "lr": {"family": "constant", "lr0": {"loguniform": [0.1, 1.0]}}},
-        {"batch_size": {"family": "exp_growth", "b0": 16, "factor": {"uniform": [1.5, 3.0]}, "interval": 2},
-         "lr": {"family": "constant", "lr0": 0.5}},
+        {
+            "batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
+            "lr": {"family": "constant", "lr0": {"loguniform": [0.1, 1.0]}},
+        },
+        {
+            "batch_size": {
+                "family": "exp_growth",
+                "b0": 16,
+                "factor": {"uniform": [1.5, 3.0]},
+                "interval": 2,
+            },
+            "lr": {"family": "constant", "lr0": 0.5},
+        },
     ],
-    "baselines": [{"name": "constant-32", "batch_size": {"family": "constant", "b0": 32},
-                   "lr": {"family": "constant", "lr0": 0.5}}],
+    "baselines": [
+        {
+            "name": "constant-32",
+            "batch_size": {"family": "constant", "b0": 32},
+            "lr": {"family": "constant", "lr0": 0.5},
+        }
+    ],
     "budget": {"max_epochs": 4, "max_sfo": 4 * DIGITS_N_TRAIN},
     "target": {"grad_norm": 0.3},
     "objective": "sfo_to_target",
@@ -65,7 +79,9 @@ def free_port() -> int:
 
 def cli() -> list[str]:
     exe = shutil.which("schedsearch", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
+    return (
+        [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
+    )
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.5) -> Any:
@@ -90,8 +106,13 @@ class Db:
     def create_job(self, spec: Mapping[str, Any], user: str = "alice") -> str:
         with session_scope(self.factory) as s:
             owner = repo.get_or_create_user(s, name=user)
-            job, _ = repo.create_job(s, owner_id=owner.id, name=str(spec["name"]), spec=spec,
-                                     objective=str(spec.get("objective", "sfo_to_target")))
+            job, _ = repo.create_job(
+                s,
+                owner_id=owner.id,
+                name=str(spec["name"]),
+                spec=spec,
+                objective=str(spec.get("objective", "sfo_to_target")),
+            )
             return job.id
 
     def job(self, job_id: str) -> Job:
@@ -119,8 +140,9 @@ class Db:
             return wait_for(done, timeout_s=timeout_s, what=f"job {job_id} in {sorted(statuses)}")
         except AssertionError as exc:
             job = self.job(job_id)
-            raise AssertionError(f"{exc}; job is {job.status}, error={job.error}, "
-                                 f"events={self.events(job_id)}") from None
+            raise AssertionError(
+                f"{exc}; job is {job.status}, error={job.error}, events={self.events(job_id)}"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -142,8 +164,13 @@ class Proc:
     def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
-        self.popen = subprocess.Popen([*cli(), *args], env={**os.environ, **env}, stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            [*cli(), *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (only this process, not its group: the Ray it started survives)."""
@@ -164,8 +191,14 @@ class Proc:
         return self.log_path.read_text(errors="replace")[-5000:]
 
 
-def dispatcher_env(db_url: str, data_dir: Path, ray_env: Mapping[str, str], *, lease_s: float = 5.0,
-                   dashboard_url: str | None = None) -> dict[str, str]:
+def dispatcher_env(
+    db_url: str,
+    data_dir: Path,
+    ray_env: Mapping[str, str],
+    *,
+    lease_s: float = 5.0,
+    dashboard_url: str | None = None,
+) -> dict[str, str]:
     env = {
         **ray_env,
         "SCHEDSEARCH_DATABASE_URL": db_url,

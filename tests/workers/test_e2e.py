@@ -30,10 +30,15 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
         "SCHEDSEARCH_LOG_LEVEL": "info",
     }
     # The dispatcher makes its own local Ray and token: nothing Ray-related comes from this process.
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("SCHEDSEARCH_", "RAY_AUTH"))}
-    run = subprocess.run([*cli(), "token", "create", "--user", "e2e"], env={**base, **env},
-                         capture_output=True, text=True, timeout=60, check=True)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDSEARCH_", "RAY_AUTH"))}
+    run = subprocess.run(
+        [*cli(), "token", "create", "--user", "e2e"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     token = run.stdout.strip().splitlines()[-1]
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("SCHEDSEARCH_", "RAY_AUTH"))}
     try:
@@ -43,6 +48,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     url = f"http://127.0.0.1:{port}"
     head_file = data_dir / "ray" / "head.json"
     try:
+
         def up() -> bool:
             try:
                 return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
@@ -101,8 +107,9 @@ def test_small_job_over_http_with_local_ray(service: tuple[str, dict[str, str], 
         report = client.get(f"/v1/jobs/{job_id}/report")
         assert report.status_code == 200, report.text
         assert job["summary"]["overhead"]["trials_measured"] == 4
-        assert job["summary"]["trials"] == {s: sum(t["status"] == s for t in trials)
-                                            for s in {t["status"] for t in trials}}
+        assert job["summary"]["trials"] == {
+            s: sum(t["status"] == s for t in trials) for s in {t["status"] for t in trials}
+        }
 
         # The job links to its Ray Job, which the dashboard lists for a caller with the token only.
         ray_dir = data_dir / "ray"

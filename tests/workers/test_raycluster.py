@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
         (None, 200),  # the cluster's token is accepted
     ],
 )
-def test_dashboard_requires_the_token(ray_cluster: Cluster, headers: dict[str, str] | None, expected: int) -> None:
+def test_dashboard_requires_the_token(
+    ray_cluster: Cluster, headers: dict[str, str] | None, expected: int
+) -> None:
     if headers is None:
         headers = {"Authorization": f"Bearer {ray_cluster.token}"}
     response = httpx.get(f"{ray_cluster.dashboard_url}/api/version", headers=headers, timeout=10)
@@ -26,5 +28,5 @@ def test_dashboard_requires_the_token(ray_cluster: Cluster, headers: dict[str, s
 
 
 def test_cluster_has_two_alive_nodes(ray_cluster: Cluster) -> None:
-    ids = ray_cluster.alive_node_ids()
-    assert len(set(ids)) == 2, ids
+    assert len(set(ray_cluster.node_ids)) == 2, ray_cluster.node_ids
+    assert set(ray_cluster.node_ids) <= set(ray_cluster.alive_node_ids())

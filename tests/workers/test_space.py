@@ -17,13 +17,17 @@ from workers.search import asha_rungs
 from workers.space import JobSpace, distributions, fixed_points
 from workers.trainable import ObjectiveTracker
 
-TWO_FAMILIES = [
-    {"batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
-     "lr": {"family": "constant", "lr0": {"loguniform": [0.1, 1.0]}}},
-    {"batch_size": {"family": "exp_growth", "b0": 16, "factor": {"uniform": [1.5, 3.0]}, "interval": 2},
-     "lr": {"family": "constant", "lr0": 0.5}},
+TWO_FAMILIES: list[dict[str, Any]] = [
+    {
+        "batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
+        "lr": {"family": "constant", "lr0": {"loguniform": [0.1, 1.0]}},
+    },
+    {
+        "batch_size": {"family": "exp_growth", "b0": 16, "factor": {"uniform": [1.5, 3.0]}, "interval": 2},
+        "lr": {"family": "constant", "lr0": 0.5},
+    },
 ]
-FIXED = {"batch_size": {"family": "constant", "b0": 64}, "lr": {"family": "constant", "lr0": 0.2}}
+FIXED: dict[str, Any] = {"batch_size": {"family": "constant", "b0": 64}, "lr": {"family": "constant", "lr0": 0.2}}
 
 
 def _ask(space: JobSpace, seed: int = 0, n: int = 8) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -77,8 +81,10 @@ def test_same_seed_same_suggestions() -> None:
     ],
 )
 def test_grid_enumerates_discrete_values(limit: int, expected: int) -> None:
-    candidate = {"batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
-                 "lr": {"family": "constant", "lr0": 0.5}}
+    candidate = {
+        "batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
+        "lr": {"family": "constant", "lr0": 0.5},
+    }
     points = JobSpace.from_spec([candidate], {"choice": [0.0, 0.5, 0.9]}).grid(limit)
     assert len(points) == expected
     assert len({p.key for p in points}) == expected
@@ -121,7 +127,9 @@ def test_objective_tracker(objective: str, norms: list[float], expected: float) 
     tracker = ObjectiveTracker(objective, target=0.1, cap_sfo=1000)
     value = math.nan
     for i, norm in enumerate(norms, start=1):
-        value = tracker.update({"sfo": 100 * i, "grad_norm": None if math.isnan(norm) else norm, "test_acc": 0.5})
+        value = tracker.update(
+            {"sfo": 100 * i, "grad_norm": None if math.isnan(norm) else norm, "test_acc": 0.5}
+        )
     assert value == pytest.approx(expected)
 
 
@@ -132,8 +140,13 @@ def test_penalty_orders_trials_by_closeness_to_the_target() -> None:
 
 
 def _trial(key: str, status: str, kind: str = "search") -> Trial:
-    return Trial(trial_key=key, status=status, kind=kind, name=key,
-                 config={"schedule": FIXED, "momentum": 0.9, "params": {}})
+    return Trial(
+        trial_key=key,
+        status=status,
+        kind=kind,
+        name=key,
+        config={"schedule": FIXED, "momentum": 0.9, "params": {}},
+    )
 
 
 def test_plan_skips_finished_trials_and_restarts_unfinished_ones() -> None:
