@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._report import percentile, table, write_latest
+from bench._report import IMG_DIR, percentile, table, write_latest
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 OPERATIONS = ("submit", "list", "read", "trials", "metrics")
@@ -320,6 +320,39 @@ def run_backend(
     return cells
 
 
+def plot(cells: list[dict[str, Any]], path: Path) -> None:
+    """p99 latency and requests/s against concurrency, one line per (backend, operation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_p, ax_r) = plt.subplots(1, 2, figsize=(11, 4))
+    for backend, style in (("sqlite", "-"), ("postgres", "--")):
+        for op in OPERATIONS:
+            row = sorted(
+                (c for c in cells if c["backend"] == backend and c["op"] == op),
+                key=lambda c: c["concurrency"],
+            )
+            if not row:
+                continue
+            xs = [c["concurrency"] for c in row]
+            line = ax_p.plot(xs, [c["p99_ms"] for c in row], style, marker="o", label=f"{backend} {op}")[0]
+            ax_r.plot(xs, [c["rps"] for c in row], style, marker="o", color=line.get_color())
+    ax_p.axhline(50, color="red", lw=1, label="target 50 ms")
+    for ax, label in ((ax_p, "p99 latency (ms)"), (ax_r, "requests / s")):
+        ax.set_xscale("log")
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_p.set_yscale("log")
+    ax_p.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=None, choices=["sqlite", "postgres"])
@@ -385,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{backend}: worst read p99 at {top} clients = {worst['p99_ms']:.1f} ms ({worst['op']}); "
                 f"target < 50 ms {'met' if worst['p99_ms'] < 50 else 'MISSED'}"
             )
+    image = IMG_DIR / f"{args.name}.png"
+    plot(cells, image)
+    print(f"plot: docs/img/{image.name}")
     errors = sum(c["errors"] for c in cells)
     print(f"errors: {errors}")
     path = write_latest(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick start: set up .venv, start `schedsearch serve` on the embedded default (SQLite under .schedsearch/,
+# The quick start: set up .venv, start `schedsearch serve` on the embedded default (SQLite in .schedsearch/demo/,
 # a local Ray, the digits task) in the background, create a token, submit the example job over REST with a live
 # progress bar, print the results table and the plot's path, then stop the server. Safe to run again.
 #

@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -152,6 +153,7 @@ class _Watch:
     submission_id: str
     drivers: int = 1  # drivers submitted for this job by this dispatcher
     stop_sent: bool = False
+    unreachable: int = 0  # consecutive polls that could not read the Ray Job
 
 
 @dataclass
@@ -162,6 +164,7 @@ class Dispatcher:
     max_jobs: int = 2
     max_attempts: int = 3
     cancel_grace_s: float = 15.0
+    unreachable_limit: int = 60  # polls before an unreadable Ray Job counts as gone
     _factory: sessionmaker[Session] | None = None
     _target: RayTarget | None = None
     _client: Any = None
@@ -246,6 +249,7 @@ class Dispatcher:
                 logger.info("stopping the local Ray at %s", target.address)
                 raycluster.stop_node(target.owned_head)
                 (self.settings.data_dir.resolve() / "ray" / "head.json").unlink(missing_ok=True)
+                shutil.rmtree(target.owned_head.temp_dir, ignore_errors=True)
         logger.info("dispatcher %s stopped", self.owner)
         if self._factory is not None:
             bind = self._factory.kw.get("bind")
@@ -255,11 +259,16 @@ class Dispatcher:
     # -- internals
 
     def _ray_status(self, submission_id: str) -> tuple[str | None, str]:
-        """(status, message) of a Ray Job; status None when the cluster does not know it."""
+        """(status, message) of a Ray Job; status None when the cluster does not know the job.
+
+        Any other failure (the dashboard restarting, a timeout) raises: it says nothing about the driver,
+        and taking it for a dead driver would start a second one."""
         try:
             info = self.client().get_job_info(submission_id)
-        except Exception as exc:  # unknown id (404) or the dashboard restarting
-            return None, str(exc)
+        except RuntimeError as exc:  # the SDK's error for an HTTP status; 404 = no such job
+            if "status code 404" in str(exc):
+                return None, str(exc)
+            raise
         status = getattr(info.status, "value", str(info.status))
         return str(status), str(info.message or "")
 
@@ -328,7 +337,22 @@ class Dispatcher:
             if JobStatus(job.status) in JOB_TERMINAL:
                 self._watch.pop(job_id, None)
                 continue
-            status, message = self._ray_status(watch.submission_id)
+            try:
+                status, message = self._ray_status(watch.submission_id)
+            except Exception as exc:
+                watch.unreachable += 1
+                logger.warning(
+                    "job %s: cannot read Ray Job %s (%d): %s",
+                    job_id,
+                    watch.submission_id,
+                    watch.unreachable,
+                    exc,
+                )
+                if watch.unreachable < self.unreachable_limit:
+                    continue
+                status, message = None, f"Ray Job unreachable {watch.unreachable} times: {exc}"
+            else:
+                watch.unreachable = 0
             if status in TERMINAL_RAY or status is None:
                 self._driver_gone(job, watch, status, message)
             elif JobStatus(job.status) == JobStatus.CANCELLING and not watch.stop_sent:

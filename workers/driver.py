@@ -179,6 +179,21 @@ def _sfo_per_epoch(spec: JobSpec) -> float:
     return float(ray.get(n_train.remote(spec.task.name, dict(spec.task.options))))
 
 
+def _unplaceable(spec: JobSpec) -> str | None:
+    """Why no live node can host one trial right now, or None."""
+    import ray
+
+    need = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(r.get(k, 0.0) >= v for k, v in need.items() if v > 0) for r in nodes):
+        return None
+    largest = {k: max((r.get(k, 0.0) for r in nodes), default=0.0) for k in need}
+    return (
+        f"no node has resources.cpus={spec.resources.cpus} and resources.gpus={spec.resources.gpus} for one "
+        f"trial (largest node: {largest['CPU']:g} CPUs, {largest['GPU']:g} GPUs); trials wait until one joins"
+    )
+
+
 def _slots(spec: JobSpec, plan: JobPlan) -> int:
     """Trials that can run at once: the concurrency limit, the trial count and the cluster's CPUs."""
     import ray
@@ -265,6 +280,11 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             log_to_driver=False,
         )
 
+    unplaceable = _unplaceable(spec)
+    if unplaceable:
+        # An autoscaling cluster may still add such a node, so this is a warning, not a failure.
+        store.event("resources_unavailable", unplaceable)
+        logger.warning("job %s: %s", job_id, unplaceable)
     direction = OBJECTIVES[spec.objective][1]
     per_epoch = _sfo_per_epoch(spec) if spec.budget.max_sfo is None else 0.0
     cap_sfo = float(spec.budget.max_sfo or per_epoch * spec.budget.max_epochs)
@@ -320,7 +340,8 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         }
         resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
         trainable = tune.with_resources(tune.with_parameters(run_trial, base=base), resources)
-        attempt = job.attempts or 1
+        # One experiment folder per driver run: a restarted driver re-plans from the database, not from it.
+        experiment = f"job-{job_id}-{time.strftime('%Y%m%d-%H%M%S')}"
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -337,7 +358,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
                 trial_dirname_creator=_trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=f"job-{job_id}-attempt-{attempt}",
+                name=experiment,
                 storage_path=str(storage_path) if storage_path else None,
                 callbacks=[writer],
                 stop=stopper,
@@ -348,7 +369,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         fit_started = time.monotonic()
         store.event(
             "experiment_started",
-            f"Tune experiment {job_id} attempt {attempt}: {plan.num_samples} trials",
+            f"Tune experiment {experiment}: {plan.num_samples} trials",
             {"setup_s": round(fit_started - started, 3)},
         )
         tuner.fit()

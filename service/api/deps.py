@@ -41,7 +41,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def get_current_user(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
-    return authenticate(session, credentials.credentials if credentials else None)
+    user = authenticate(session, credentials.credentials if credentials else None)
+    # End the read transaction so the pooled connection goes back before the route waits for a worker
+    # thread: holding it across that hop deadlocks (until the 30 s pool timeout) once more requests are in
+    # flight than the pool has connections (docs/benchmarks.md, service load). expire_on_commit=False keeps
+    # the user's loaded attributes.
+    session.commit()
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -68,8 +68,12 @@ def test_search_efficiency_smallest(
     assert run["search"]["off"]["pruned"] == 0  # no pruner without early stopping
 
 
-def test_service_load_smallest_sqlite(results_dir: Path) -> None:
+def test_service_load_smallest_sqlite(
+    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bench.service_load as sl
+
+    monkeypatch.setattr(sl, "IMG_DIR", tmp_path / "img")
 
     argv = [
         "--backends",

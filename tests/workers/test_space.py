@@ -27,7 +27,10 @@ TWO_FAMILIES: list[dict[str, Any]] = [
         "lr": {"family": "constant", "lr0": 0.5},
     },
 ]
-FIXED: dict[str, Any] = {"batch_size": {"family": "constant", "b0": 64}, "lr": {"family": "constant", "lr0": 0.2}}
+FIXED: dict[str, Any] = {
+    "batch_size": {"family": "constant", "b0": 64},
+    "lr": {"family": "constant", "lr0": 0.2},
+}
 
 
 def _ask(space: JobSpace, seed: int = 0, n: int = 8) -> list[tuple[dict[str, Any], dict[str, Any]]]:
