@@ -45,7 +45,13 @@ class Settings(BaseSettings):
 
     # Ray and the dispatcher
     ray_address: str | None = Field(default=None, description="Ray cluster address; None starts a local Ray.")
-    ray_dashboard_url: str | None = Field(default=None, description="Dashboard link for job details.")
+    ray_dashboard_url: str | None = Field(
+        default=None, description="Dashboard address the dispatcher submits Ray Jobs to (default: discovered)."
+    )
+    ray_dashboard_public_url: str | None = Field(
+        default=None,
+        description="Dashboard address users open, stored as each job's link (default: ray_dashboard_url).",
+    )
     embedded_dispatcher: bool = Field(
         default=True, description="`serve` also runs the dispatcher in a background thread."
     )

@@ -121,7 +121,7 @@ def connect_ray(settings: Settings) -> RayTarget:
         return RayTarget(
             address=settings.ray_address,
             dashboard_url=dashboard.rstrip("/"),
-            public_dashboard_url=(settings.ray_dashboard_url or dashboard).rstrip("/"),
+            public_dashboard_url=(settings.ray_dashboard_public_url or dashboard).rstrip("/"),
             local=_is_this_machine(settings.ray_address),
         )
     state_dir = settings.data_dir.resolve() / "ray"
@@ -138,7 +138,7 @@ def connect_ray(settings: Settings) -> RayTarget:
     return RayTarget(
         address=head.gcs_address,
         dashboard_url=head.dashboard_url,
-        public_dashboard_url=settings.ray_dashboard_url or head.dashboard_url,
+        public_dashboard_url=(settings.ray_dashboard_public_url or head.dashboard_url).rstrip("/"),
         local=True,
         owned_head=head,
     )
@@ -218,6 +218,7 @@ class Dispatcher:
                 self.step()
             except Exception:
                 logger.exception("dispatcher step failed; retrying in %.1fs", self.poll_s)
+                self._forget_dead_local_head()
             stop.wait(self.poll_s)
         self.shutdown()
 
@@ -257,6 +258,19 @@ class Dispatcher:
                 bind.dispose()
 
     # -- internals
+
+    def _forget_dead_local_head(self) -> None:
+        """A local head this dispatcher started that died (OOM, killed by hand) is never coming back:
+        drop the connection so the next step starts a fresh head, and the watched jobs, whose Ray Jobs died
+        with it, are resubmitted by the usual dead-driver path instead of retrying the dead dashboard forever."""
+        target = self._target
+        if target is None or target.owned_head is None:
+            return
+        if raycluster.is_running(target.owned_head) and raycluster.gcs_answers(target.owned_head.gcs_address):
+            return
+        logger.warning("the local Ray head at %s is gone; starting a new one", target.address)
+        self._target = None
+        self._client = None
 
     def _ray_status(self, submission_id: str) -> tuple[str | None, str]:
         """(status, message) of a Ray Job; status None when the cluster does not know the job.
@@ -341,6 +355,7 @@ class Dispatcher:
                 status, message = self._ray_status(watch.submission_id)
             except Exception as exc:
                 watch.unreachable += 1
+                self._forget_dead_local_head()
                 logger.warning(
                     "job %s: cannot read Ray Job %s (%d): %s",
                     job_id,
