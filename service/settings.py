@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # Ray and the dispatcher
     ray_address: str | None = Field(default=None, description="Ray cluster address; None starts a local Ray.")
     ray_dashboard_url: str | None = Field(
-        default=None, description="Dashboard address the dispatcher submits Ray Jobs to (default: discovered)."
+        default=None, description="Dashboard the dispatcher submits Ray Jobs to (default: discovered)."
     )
     ray_dashboard_public_url: str | None = Field(
         default=None,

@@ -262,7 +262,8 @@ class Dispatcher:
     def _forget_dead_local_head(self) -> None:
         """A local head this dispatcher started that died (OOM, killed by hand) is never coming back:
         drop the connection so the next step starts a fresh head, and the watched jobs, whose Ray Jobs died
-        with it, are resubmitted by the usual dead-driver path instead of retrying the dead dashboard forever."""
+        with it, are resubmitted by the usual dead-driver path instead of retrying a dead dashboard forever.
+        """
         target = self._target
         if target is None or target.owned_head is None:
             return
