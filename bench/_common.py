@@ -7,7 +7,6 @@ import os
 import platform
 import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ def code_version() -> str | None:
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    # One file per benchmark and task, replaced by the next run: the repository keeps the latest numbers.
+    path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="4 short trials per cluster (< 2 minutes)")
     parser.add_argument("--name", default="scale_out", help="result file name (tests use another)")
+    parser.add_argument("--results-dir", type=Path, default=None, help="default: bench/results")
     args = parser.parse_args(argv)
     spec = copy.deepcopy(JOB)
     trials = args.trials or (4 if args.quick else 12)
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             "engine": "workers.driver.run_job in-process against workers.raycluster nodes",
             "wall_s": time.perf_counter() - started,
         },
+        results_dir=args.results_dir,
     )
     print(f"wrote bench/results/{path.name} in {time.perf_counter() - started:.0f}s")
     return 0

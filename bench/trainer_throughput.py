@@ -9,7 +9,7 @@ from on-device tensors, syncs once per epoch and measures f and grad f in one la
 
 Both run the same task, schedule, optimizer and seed, alternating in one process (ours, baseline, baseline,
 ours, ...), and the table reports the median SFO per second of each, the ratio, and the share of wall time
-spent in measurement passes. Results go to ``bench/results/trainer_throughput-<time>.json``.
+spent in measurement passes. Results go to ``bench/results/trainer_throughput-<task>.json`` (the latest run).
 
     python bench/trainer_throughput.py --quick          # < 2 minutes on 2 CPU cores
     python bench/trainer_throughput.py --task digits-cnn
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [row["ratio"] for row in rows]
     print(f"ratio: min {min(ratios):.2f}x, median {median(ratios):.2f}x, max {max(ratios):.2f}x")
     path = write_result(
-        "trainer_throughput",
+        f"trainer_throughput-{args.task}",
         {
             "task": args.task,
             "optimizer": args.optimizer,

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         default=10_000, ge=0, description="SQLite busy timeout per connection."
     )
+    # The API's worker thread pool has 40 threads; a connection pool at least that large means a request
+    # never waits for a connection that another request holds while waiting for a thread.
+    db_pool_size: int = Field(default=20, ge=1, le=1000, description="Pooled database connections kept open.")
+    db_max_overflow: int = Field(
+        default=30, ge=0, le=1000, description="Extra connections opened under load beyond the pool size."
+    )
 
     # HTTP server
     host: str = "127.0.0.1"

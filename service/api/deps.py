@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,8 +22,14 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; routes that write call ``session.commit()`` themselves before returning."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request; routes that write call ``session.commit()`` themselves before returning.
+
+    An async generator on purpose: FastAPI runs the teardown of a *sync* generator dependency in the worker
+    thread pool, so under load a request holding a pooled connection waits for a free thread to give it back
+    while every thread waits for a connection, a deadlock until the pool timeout (docs/benchmarks.md,
+    service load). Here opening the session does no I/O (it connects lazily) and closing it only returns the
+    connection to the pool, so both run on the event loop."""
     session: Session = request.app.state.session_factory()
     try:
         yield session

@@ -37,6 +37,8 @@ def make_engine(url: str | None = None, *, settings: Settings | None = None) -> 
     url = normalize_url(url or settings.resolved_database_url())
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
+    if parsed.database not in (None, "", ":memory:"):  # in-memory SQLite: a one-connection pool
+        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ whose numbers are consistent with each other. Timing is never asserted."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,9 +40,9 @@ def test_critical_batch_smallest(
     assert cb.main(argv) == 0
     body = _load(results_dir, "cb")
     rows = body["summary"]["0.3"]["rows"]
-    assert [r["batch"] for r in rows] == [32, 128, 512]
+    assert [r["batch"] for r in rows] == [16, 64, 256]
     for r in rows:
-        if r["sfo"] is not None:  # SFO to target is at least steps x the batch (the last batch may be short)
+        if r["sfo"] is not None:  # SFO is at most steps x the batch (an epoch's last batch may be short)
             assert r["sfo"] <= r["steps"] * r["batch"] and r["steps"] >= 1
     assert (tmp_path / "img" / "cb.png").stat().st_size > 0
     assert "empirical b*" in capsys.readouterr().out
@@ -96,11 +98,13 @@ def test_service_load_smallest_sqlite(
 
 
 @pytest.mark.ray
-def test_scale_out_smallest(results_dir: Path) -> None:
-    import bench.scale_out as so
-
-    assert so.main(["--trials", "2", "--epochs", "1", "--name", "so"]) == 0
-    body = _load(results_dir, "so")
+def test_scale_out_smallest(tmp_path: Path) -> None:
+    # A fresh process: Ray reads its auth mode once per process, at import, and other tests import it first.
+    argv = ["--trials", "2", "--epochs", "1", "--name", "so", "--results-dir", str(tmp_path)]
+    script = Path(__file__).resolve().parents[2] / "bench" / "scale_out.py"
+    done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    body = _load(tmp_path, "so")
     assert [r["nodes"] for r in body["runs"]] == [1, 2]
     for run in body["runs"]:
         assert run["status"] == "succeeded" and run["trials"] == 2, run

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers.helpers import Db, migrated_sqlite
 from workers import raycluster
 
 
@@ -121,6 +122,14 @@ def ray_cluster(ray_token: str) -> Iterator[Cluster]:
     yield cluster
     _stop_cluster(cluster)
     shutil.rmtree(cluster.head.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Db]:
+    """A migrated SQLite database in the test's tmp_path."""
+    db = Db(migrated_sqlite(tmp_path / "schedsearch.db"))
+    yield db
+    db.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -20,6 +20,9 @@ from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
 from service.storage.models import Job, Trial, TrialMetric
+
+if TYPE_CHECKING:
+    from tests.workers.conftest import Cluster
 
 DIGITS_N_TRAIN = 1347  # digits-mlp training examples with the default split (SFO of one epoch)
 
@@ -209,3 +212,34 @@ def dispatcher_env(
     if dashboard_url:
         env["SCHEDSEARCH_RAY_DASHBOARD_URL"] = dashboard_url
     return env
+
+
+def start_dispatcher(cluster: Cluster, db: Db, tmp_path: Path, name: str, lease_s: float = 5.0) -> Proc:
+    """A ``schedsearch dispatcher`` process on ``cluster``, polling every 0.5 s, logging to ``<name>.log``."""
+    env = dispatcher_env(
+        db.url, tmp_path / "data", cluster.env(), lease_s=lease_s, dashboard_url=cluster.dashboard_url
+    )
+    return Proc(["dispatcher", "--poll", "0.5"], env, tmp_path / f"{name}.log")
+
+
+def assert_each_trial_once(db: Db, job_id: str) -> None:
+    """Every trial key appears once and each trial's epochs are 1..n (no gaps, no repeats)."""
+    trials = db.trials(job_id)
+    keys = [t.trial_key for t in trials]
+    assert len(keys) == len(set(keys)), keys
+    for trial in trials:
+        epochs = [m.epoch for m in db.metrics(trial.id)]
+        assert epochs == list(range(1, len(epochs) + 1)), (trial.trial_key, epochs)
+
+
+def ray_job_info(cluster: Cluster, submission_id: str) -> dict[str, Any]:
+    """A Ray Job as the dashboard's REST API reports it (status, driver_info, message)."""
+    import httpx
+
+    response = httpx.get(
+        f"{cluster.dashboard_url}/api/jobs/{submission_id}",
+        headers={"Authorization": f"Bearer {cluster.token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(response.json())

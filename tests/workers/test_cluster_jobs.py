@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from service.storage import repository as repo
@@ -25,9 +24,11 @@ from tests.workers.helpers import (
     DIGITS_N_TRAIN,
     Db,
     Proc,
-    dispatcher_env,
+    assert_each_trial_once,
     job_spec,
     migrated_sqlite,
+    ray_job_info,
+    start_dispatcher,
     wait_for,
 )
 from workers import raycluster
@@ -35,29 +36,6 @@ from workers import raycluster
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def _start_dispatcher(cluster: Cluster, db: Db, tmp_path: Path, name: str, lease_s: float = 5.0) -> Proc:
-    env = dispatcher_env(
-        db.url, tmp_path / "data", cluster.env(), lease_s=lease_s, dashboard_url=cluster.dashboard_url
-    )
-    return Proc(["dispatcher", "--poll", "0.5"], env, tmp_path / f"{name}.log")
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[Db]:
-    db = Db(migrated_sqlite(tmp_path / "schedsearch.db"))
-    yield db
-    db.close()
-
-
-def _assert_each_trial_once(db: Db, job_id: str) -> None:
-    trials = db.trials(job_id)
-    keys = [t.trial_key for t in trials]
-    assert len(keys) == len(set(keys)), keys
-    for trial in trials:
-        epochs = [m.epoch for m in db.metrics(trial.id)]
-        assert epochs == list(range(1, len(epochs) + 1)), (trial.trial_key, epochs)  # no gaps, no repeats
 
 
 # ----------------------------------------------------------------------------------- two nodes, a failure
@@ -85,7 +63,7 @@ def two_node_job(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     with _database(tmp_path) as url:
         db = Db(url)
         job_id = db.create_job(spec)
-        dispatcher = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
+        dispatcher = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
         try:
             db.wait_status(job_id, TERMINAL, timeout_s=150)
         finally:
@@ -140,7 +118,7 @@ def test_failing_trial_is_failed_and_the_job_goes_on(two_node_job: tuple[Db, str
     assert len(others) == 4  # 3 searched + the good baseline
     assert {t.status for t in others} <= {"succeeded", "pruned", "diverged"}
     assert all(db.metrics(t.id) for t in others)
-    _assert_each_trial_once(db, job_id)
+    assert_each_trial_once(db, job_id)
     job = db.job(job_id)
     assert job.status == "succeeded" and job.trials_finished == job.trials_total == 5
     assert job.summary is not None and job.summary["trials"].get("failed") == 1
@@ -156,7 +134,7 @@ def test_cancel_stops_the_experiment_within_seconds(
     # Long trials (300 epochs each) that cannot finish before the cancel.
     spec = job_spec(budget={"max_epochs": 300, "max_sfo": 300 * DIGITS_N_TRAIN}, search={"num_trials": 4})
     job_id = db.create_job(spec)
-    dispatcher = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
+    dispatcher = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
     try:
 
         def some_metrics() -> bool:
@@ -175,20 +153,10 @@ def test_cancel_stops_the_experiment_within_seconds(
     trials = db.trials(job_id)
     assert trials and {t.status for t in trials} == {"cancelled"}, [(t.trial_key, t.status) for t in trials]
     assert any(db.metrics(t.id) for t in trials)  # what was measured before the cancel is kept
-    _assert_each_trial_once(db, job_id)
+    assert_each_trial_once(db, job_id)
 
 
 # ----------------------------------------------------------------------------------- recovery
-
-
-def _ray_job(cluster: Cluster, submission_id: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{cluster.dashboard_url}/api/jobs/{submission_id}",
-        headers={"Authorization": f"Bearer {cluster.token}"},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return dict(response.json())
 
 
 def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
@@ -197,7 +165,7 @@ def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
     db = sqlite_db
     spec = job_spec(budget={"max_epochs": 20, "max_sfo": 20 * DIGITS_N_TRAIN}, search={"num_trials": 6})
     job_id = db.create_job(spec)
-    first = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher-1", lease_s=3.0)
+    first = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher-1", lease_s=3.0)
     second: Proc | None = None
     try:
         wait_for(lambda: db.job(job_id).trials_finished >= 1, timeout_s=120, what="a finished trial")
@@ -207,7 +175,7 @@ def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
         assert submission is not None
 
         # A new dispatcher takes the job over once the lease expired and adopts the running Ray Job.
-        second = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher-2", lease_s=3.0)
+        second = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher-2", lease_s=3.0)
         wait_for(
             lambda: any(k == "driver_adopted" for k, _ in db.events(job_id)),
             timeout_s=30,
@@ -216,7 +184,7 @@ def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
 
         # Then the driver dies too (as with the machine of a local Ray): a new driver restarts what is left.
         assert db.job(job_id).status == "running", "the job ended before the driver could be killed"
-        pid = int(_ray_job(ray_cluster, submission)["driver_info"]["pid"])
+        pid = int(ray_job_info(ray_cluster, submission)["driver_info"]["pid"])
         os.kill(pid, signal.SIGKILL)
         job = db.wait_status(job_id, TERMINAL, timeout_s=150)
     finally:
@@ -233,7 +201,7 @@ def test_dispatcher_kill_then_driver_kill_the_job_still_succeeds(
     for trial in trials:
         if trial.trial_key in finished_before:
             assert trial.finished_at == finished_before[trial.trial_key], trial.trial_key
-    _assert_each_trial_once(db, job_id)
+    assert_each_trial_once(db, job_id)
 
 
 def test_losing_a_worker_node_mid_trial_retries_the_trial(
@@ -250,7 +218,7 @@ def test_losing_a_worker_node_mid_trial_retries_the_trial(
             search={"num_trials": 2, "max_concurrent": 3},
         )
         job_id = db.create_job(spec)
-        dispatcher = _start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
+        dispatcher = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
         try:
 
             def trial_on_victim() -> str | None:
@@ -271,4 +239,4 @@ def test_losing_a_worker_node_mid_trial_retries_the_trial(
     assert trial.status == "succeeded", (trial.status, trial.error)
     assert trial.node_id != victim  # it finished on a surviving node
     assert any(kind == "trial_retry" for kind, _ in db.events(job_id))
-    _assert_each_trial_once(db, job_id)
+    assert_each_trial_once(db, job_id)
