@@ -131,7 +131,9 @@ def connect_ray(settings: Settings) -> RayTarget:
     if head is None or not raycluster.is_running(head) or not raycluster.gcs_answers(head.gcs_address):
         # A short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
         temp_dir = Path(tempfile.mkdtemp(prefix="schedsearch-ray-"))
-        head = raycluster.start_head(temp_dir, token=token, num_cpus=os.cpu_count() or 1)
+        head = raycluster.start_head(
+            temp_dir, token=token, num_cpus=os.cpu_count() or 1, extra_env=raycluster.LOOPBACK_ONLY_ENV
+        )
         raycluster.save_node(head, state_dir / "head.json")
         logger.info("started a local Ray head at %s (dashboard %s)", head.gcs_address, head.dashboard_url)
     assert head.dashboard_url is not None
@@ -240,7 +242,9 @@ class Dispatcher:
                     repo.release_job(s, job_id=job_id, owner=self.owner)
             except Exception:
                 logger.exception("could not release job %s", job_id)
-        running = bool(self._watch)
+        # A watched job may have ended since the last step (stopped right after a job finished): only live
+        # ones keep the local head up, else the head outlives its last job.
+        running = any(self._maybe_active(job_id) for job_id in self._watch)
         self._watch.clear()
         target = self._target
         if target is not None and target.owned_head is not None:
@@ -270,6 +274,7 @@ class Dispatcher:
         if raycluster.is_running(target.owned_head) and raycluster.gcs_answers(target.owned_head.gcs_address):
             return
         logger.warning("the local Ray head at %s is gone; starting a new one", target.address)
+        shutil.rmtree(target.owned_head.temp_dir, ignore_errors=True)
         self._target = None
         self._client = None
 
@@ -383,6 +388,12 @@ class Dispatcher:
             with session_scope(self.factory) as s:
                 return JobStatus(repo.get_job(s, job_id=job_id).status) in JOB_TERMINAL
         except NotFound:
+            return True
+
+    def _maybe_active(self, job_id: str) -> bool:
+        try:
+            return not self._is_terminal(job_id)
+        except Exception:  # the database is unreachable: assume the job still runs
             return True
 
     def _driver_gone(self, job: Job, watch: _Watch, status: str | None, message: str) -> None:

@@ -34,6 +34,12 @@ from pathlib import Path
 
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
+# Ray advertises the machine's first non-loopback address even for --node-ip-address=127.0.0.1, so a
+# "local" cluster would talk to itself through that interface. Ray's switch for single-node platforms
+# (Windows, macOS) keeps every address on loopback. Worker nodes cannot join a head started with it, so
+# only single-node heads (the dispatcher's local Ray) use it; multi-node clusters keep Ray's default.
+LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
 
 def free_port() -> int:
     """A TCP port that is free right now on 127.0.0.1 (the OS picks it)."""

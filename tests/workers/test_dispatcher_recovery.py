@@ -58,7 +58,8 @@ def test_dead_local_head_is_replaced_and_the_job_still_succeeds(
         assert first is not None, dispatcher.log()
         heads.append(first)
         finished_before = {t.trial_key: t.finished_at for t in db.trials(job_id) if t.finished_at is not None}
-        assert db.job(job_id).status == "running", "the job ended before its head could be killed"
+        lost_job = db.job(job_id)
+        assert lost_job.status == "running", "the job ended before its head could be killed"
         raycluster.kill_node(first)  # SIGKILL to the head's whole process tree: driver and trials die too
 
         def new_head() -> raycluster.RayNode | None:
@@ -69,14 +70,21 @@ def test_dead_local_head_is_replaced_and_the_job_still_succeeds(
         job = db.wait_status(job_id, TERMINAL, timeout_s=150)
     finally:
         dispatcher.stop()
+        last = raycluster.load_node(head_file)  # still there only when the head was left running
+        heads += [last] if last is not None and last not in heads else []
+        left_running = [node for node in heads if raycluster.is_running(node)]
         for node in heads:  # the dispatcher stops the head it runs; this is the safety net
-            if raycluster.is_running(node):
-                raycluster.stop_node(node)
+            raycluster.stop_node(node)
             shutil.rmtree(node.temp_dir, ignore_errors=True)
     assert job.status == "succeeded", (job.error, db.events(job_id), dispatcher.log())
-    kinds = [kind for kind, _ in db.events(job_id)]
+    assert not left_running and not head_file.exists(), (
+        f"the dispatcher left its local Ray running: {left_running}"
+    )
+    events = db.events(job_id)
+    kinds = [kind for kind, _ in events]
     # One driver lost with the head, resubmitted once: two submissions, two drivers that started.
     assert kinds.count("driver_lost") == 1 and kinds.count("driver_submitted") == 2, kinds
+    assert any(k == "driver_lost" and str(lost_job.ray_job_id) in m for k, m in events), events
     assert kinds.count("driver_started") == 2, kinds
     trials = db.trials(job_id)
     assert len(trials) == job.trials_total == 4  # 3 searched + 1 baseline, each exactly once
@@ -96,11 +104,7 @@ def test_stopping_the_ray_job_from_outside_cancels_the_job(
     job_id = db.create_job(job_spec(budget=LONG))
     dispatcher = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
     try:
-        wait_for(
-            lambda: any(db.metrics(t.id) for t in db.trials(job_id)),
-            timeout_s=120,
-            what="the first epochs in the database",
-        )
+        wait_for(lambda: db.trials(job_id), timeout_s=120, what="the experiment to start trials")
         submission = db.job(job_id).ray_job_id
         assert submission is not None
         # What `ray job stop` and the dashboard's Jobs tab do.
