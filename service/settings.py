@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,23 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(
         default=30, ge=0, le=1000, description="Extra connections opened under load beyond the pool size."
     )
+    max_inflight_requests: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Requests handled at once by one API process; keep <= db_pool_size + db_max_overflow.",
+    )
+
+    @model_validator(mode="after")
+    def _inflight_fits_pool(self) -> Settings:
+        connections = self.db_pool_size + self.db_max_overflow
+        if self.max_inflight_requests > connections:
+            raise ValueError(
+                f"max_inflight_requests must be <= db_pool_size + db_max_overflow = {connections}, got "
+                f"max_inflight_requests={self.max_inflight_requests} (a request could wait for a connection "
+                "held by a request waiting for a thread)"
+            )
+        return self
 
     # HTTP server
     host: str = "127.0.0.1"

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.api import errors, faults
+from service.api.inflight import InflightLimitMiddleware
 from service.api.limits import BodyLimitMiddleware
 from service.api.routes import health, jobs, results, schedules, trials
 from service.api.schemas import ErrorPublic
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, responses=AUTHED_RESPONSES)
     app.include_router(health.router)
     # Outermost last: the body limit runs before anything reads the body; telemetry sees every response.
+    app.add_middleware(InflightLimitMiddleware, max_inflight=settings.max_inflight_requests)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
