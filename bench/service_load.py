@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="service_load", help="result file name (tests use another)")
     args = parser.parse_args(argv)
     backends = args.backends or ["sqlite", "postgres"]
-    # quick stops at 50 clients: at 100 the server stalls for its 30 s pool timeout (docs/benchmarks.md)
+    # quick stops at 50 clients to stay well under two minutes on two cores
     levels = args.concurrency or ([1, 10, 50] if args.quick else [1, 10, 50, 100])
     max_requests = args.requests or (100 if args.quick else 1000)
     max_seconds = args.cell_seconds or (2.0 if args.quick else 10.0)
