@@ -15,10 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
-from service.auth import create_token
 from service.settings import Settings
-from service.storage.db import session_scope
 from service.storage.models import Base
+from tests.support.users import make_user as make_user  # a fixture, shared with the other in-process suite
 
 
 @pytest.fixture
@@ -34,19 +33,6 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     # would see it, not as an exception inside the test.
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
-
-
-@pytest.fixture
-def make_user(app: FastAPI) -> Callable[..., dict[str, str]]:
-    """Create a user with a token; returns the Authorization header."""
-    factory: sessionmaker[Session] = app.state.session_factory
-
-    def make(name: str, admin: bool = False) -> dict[str, str]:
-        with session_scope(factory) as session:
-            token = create_token(session, user_name=name, admin=admin)
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
 
 
 def row_counts(factory: sessionmaker[Session]) -> dict[str, int]:

@@ -7,7 +7,6 @@ the same calls the dispatcher makes, so the client reads real rows through the r
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.cli import main
+from tests.support.serve import free_port
 
 SPEC: dict[str, Any] = {
     "name": "client test",
@@ -44,12 +44,6 @@ class Server:
     bob: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     import uvicorn
@@ -70,7 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with sessions.begin() as session:
         alice = create_token(session, user_name="alice")
         bob = create_token(session, user_name="bob")
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -117,7 +111,7 @@ def submit(capsys: pytest.CaptureFixture[str], server: Server, tmp_path: Path, t
 
 
 def test_a_service_that_is_not_running_gives_one_readable_line(capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     rc, out, err = cli(capsys, "jobs", "--url", url, "--token", "x")
     assert rc == 1
     assert out == ""

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,26 +10,14 @@ import httpx
 import pytest
 
 from tests.service.api.conftest import JOB
+from tests.support.serve import Server, create_token, free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli() -> list[str]:
-    exe = shutil.which("schedsearch", path=str(Path(sys.executable).parent))
-    return (
-        [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
-    )
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SCHEDSEARCH_DATA_DIR": str(tmp_path / "data"),
@@ -42,37 +25,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         "SCHEDSEARCH_PORT": str(port),
     }
     env.pop("SCHEDSEARCH_DATABASE_URL", None)
-    token_run = subprocess.run(
-        [*_cli(), "token", "create", "--user", "e2e"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    token = token_run.stdout.strip().splitlines()[-1]
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([*_cli(), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    token = create_token(env, "e2e")
+    serve = Server(env, tmp_path / "serve.log", ready_timeout_s=30)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"serve did not come up:\n{(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        yield url, {"Authorization": f"Bearer {token}"}
+        yield serve.url, {"Authorization": f"Bearer {token}"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        serve.stop()
 
 
 def test_create_list_read_cancel_over_http(server: tuple[str, dict[str, str]]) -> None:

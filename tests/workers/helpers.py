@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +17,7 @@ from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
 from service.storage.models import Job, Trial, TrialMetric
+from tests.support.serve import cli
 
 if TYPE_CHECKING:
     from tests.workers.conftest import Cluster
@@ -72,19 +70,6 @@ def job_spec(**changes: Any) -> dict[str, Any]:
         else:
             spec[key] = value
     return spec
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli() -> list[str]:
-    exe = shutil.which("schedsearch", path=str(Path(sys.executable).parent))
-    return (
-        [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
-    )
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.5) -> Any:

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.workers.helpers import Proc, cli, free_port, job_spec, wait_for
+from tests.support.serve import create_token, free_port
+from tests.workers.helpers import Proc, job_spec, wait_for
 from workers import raycluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -19,8 +20,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
-    import subprocess
-
     port = free_port()
     data_dir = tmp_path / "data"
     env = {
@@ -31,15 +30,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     }
     # The dispatcher makes its own local Ray and token: nothing Ray-related comes from this process.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDSEARCH_", "RAY_AUTH"))}
-    run = subprocess.run(
-        [*cli(), "token", "create", "--user", "e2e"],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    token = run.stdout.strip().splitlines()[-1]
+    token = create_token({**base, **env}, "e2e")
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("SCHEDSEARCH_", "RAY_AUTH"))}
     try:
         proc = Proc(["serve"], env, tmp_path / "serve.log")

@@ -9,12 +9,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
-from service.auth import create_token
 from service.settings import Settings
-from service.storage.db import session_scope
+from tests.support.users import make_user as make_user  # a fixture, shared with the other in-process suite
 
 # A small valid job: one searched candidate with distributions and one fixed baseline.
 JOB: dict[str, Any] = {
@@ -77,19 +75,6 @@ def app(api_settings: Settings) -> Iterator[FastAPI]:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
-
-
-@pytest.fixture
-def make_user(app: FastAPI) -> Callable[..., dict[str, str]]:
-    """Create a user with a token; returns the Authorization header."""
-    factory: sessionmaker[Session] = app.state.session_factory
-
-    def make(name: str, admin: bool = False) -> dict[str, str]:
-        with session_scope(factory) as session:
-            token = create_token(session, user_name=name, admin=admin)
-        return {"Authorization": f"Bearer {token}"}
-
-    return make
 
 
 @pytest.fixture
