@@ -228,3 +228,18 @@ def ray_job_info(cluster: Cluster, submission_id: str) -> dict[str, Any]:
     )
     response.raise_for_status()
     return dict(response.json())
+
+
+def stop_ray_job(cluster: Cluster, submission_id: str) -> None:
+    """Stop a Ray Job through the dashboard's REST API, as its Jobs tab and `ray job stop` do. Plain HTTP with
+    the token: Ray's SDK reads RAY_AUTH_MODE once per process, and other tests in the session may have
+    imported it with auth off."""
+    import httpx
+
+    response = httpx.post(
+        f"{cluster.dashboard_url}/api/jobs/{submission_id}/stop",
+        headers={"Authorization": f"Bearer {cluster.token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    assert response.json().get("stopped") is True, response.text

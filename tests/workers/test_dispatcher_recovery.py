@@ -25,6 +25,7 @@ from tests.workers.helpers import (
     job_spec,
     ray_job_info,
     start_dispatcher,
+    stop_ray_job,
     wait_for,
 )
 from workers import raycluster
@@ -98,8 +99,6 @@ def test_dead_local_head_is_replaced_and_the_job_still_succeeds(
 def test_stopping_the_ray_job_from_outside_cancels_the_job(
     ray_cluster: Cluster, sqlite_db: Db, tmp_path: Path
 ) -> None:
-    from ray.job_submission import JobSubmissionClient
-
     db = sqlite_db
     job_id = db.create_job(job_spec(budget=LONG))
     dispatcher = start_dispatcher(ray_cluster, db, tmp_path, "dispatcher")
@@ -108,7 +107,7 @@ def test_stopping_the_ray_job_from_outside_cancels_the_job(
         submission = db.job(job_id).ray_job_id
         assert submission is not None
         # What `ray job stop` and the dashboard's Jobs tab do.
-        JobSubmissionClient(ray_cluster.dashboard_url).stop_job(submission)
+        stop_ray_job(ray_cluster, submission)
         job = db.wait_status(job_id, TERMINAL, timeout_s=60)
     finally:
         dispatcher.stop()
