@@ -18,6 +18,23 @@ STOP_REASONS: tuple[str, ...] = ("max_epochs", "max_sfo", "target", "diverged", 
 def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
+def _json_safe(record: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-safe dict: non-finite floats become None."""
+    out = asdict(record)
+    for k, v in out.items():
+        if isinstance(v, float):
+            out[k] = _finite_or_none(v)
+    return out
+
+
+def _known_fields(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` as a dict, refusing keys that are not fields of the dataclass ``cls``."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)} (valid: {sorted(known)})")
+    return dict(d)
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -41,19 +58,11 @@ class EpochRecord:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe: non-finite floats (a diverged run) become None."""
-        out = asdict(self)
-        for k, v in out.items():
-            if isinstance(v, float):
-                out[k] = _finite_or_none(v)
-        return out
+        return _json_safe(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EpochRecord:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"EpochRecord has no field(s) {sorted(unknown)} (valid: {sorted(known)})")
-        values = dict(d)
+        values = _known_fields(cls, d)
         for key in ("train_loss", "grad_norm"):
             if values.get(key) is None:
                 values[key] = math.nan
@@ -82,19 +91,11 @@ class TrialSummary:
     initial_grad_norm: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        for k, v in out.items():
-            if isinstance(v, float):
-                out[k] = _finite_or_none(v)
-        return out
+        return _json_safe(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TrialSummary:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"TrialSummary has no field(s) {sorted(unknown)} (valid: {sorted(known)})")
-        return cls(**dict(d))
+        return cls(**_known_fields(cls, d))
 
 
 def decay_exponent(sfo: Sequence[float], grad_norm: Sequence[float]) -> float | None:

@@ -167,9 +167,12 @@ class LRSchedule(Family):
     #: True when the value needs T, the total number of steps, computed in advance from the batch plan.
     needs_total_steps: ClassVar[bool] = False
 
+    lr0: float
+
     @property
     def first_lr(self) -> float:
-        raise NotImplementedError
+        """The LR at step 0; a family that wraps another (``seesaw``) overrides it."""
+        return self.lr0
 
     def at(
         self,

@@ -46,10 +46,6 @@ class ConstantLR(LRSchedule):
     def __post_init__(self) -> None:
         _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
 
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
-
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr0
 
@@ -64,10 +60,6 @@ class DiminishingLR(LRSchedule):
 
     def __post_init__(self) -> None:
         _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
-
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr0 / math.sqrt(step + 1)
@@ -84,10 +76,6 @@ class LinearLR(LRSchedule):
 
     def __post_init__(self) -> None:
         _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
-
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         t_total = _require_total(total_steps, self.family)
@@ -111,10 +99,6 @@ class PolyLR(LRSchedule):
         _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
         _set(self, "power", as_float("power", self.power, family=self.family, gt=0))
 
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
-
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         t_total = _require_total(total_steps, self.family)
         return self.lr0 * max(0.0, 1.0 - min(step, t_total) / t_total) ** self.power
@@ -135,10 +119,6 @@ class CosineLR(LRSchedule):
         _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
         _set(self, "lr_min", as_float("lr_min", self.lr_min, family=self.family, ge=0, le=self.lr0))
 
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
-
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr_min + (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * epoch / horizon.epochs)) / 2
 
@@ -157,10 +137,6 @@ class StepDecayLR(LRSchedule):
         _set(self, "lr0", as_float("lr0", self.lr0, family=f, gt=0))
         _set(self, "decay", as_float("decay", self.decay, family=f, gt=0, lt=1))
         _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
-
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr0 * self.decay ** stage_of(epoch, self.interval)
@@ -194,10 +170,6 @@ class ExpGrowthLR(LRSchedule):
             _set(self, "lr_max", as_float("lr_max", self.lr_max, family=f, gt=self.lr0))
         if self.factor is not None:
             _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
-
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
 
     def growth_factor(self, horizon: HorizonLike) -> float:
         """gamma: ``factor`` when given, else the one that reaches lr_max in the last stage."""
@@ -255,10 +227,6 @@ class WarmupConstLR(LRSchedule):
     def __post_init__(self) -> None:
         _check_warmup(self)
 
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
-
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         if epoch < self.warmup_epochs:
             return _warmup_value(self.lr0, self.lr_max, self.warmup_epochs, self.warmup_interval, epoch)
@@ -282,10 +250,6 @@ class WarmupCosineLR(LRSchedule):
     def __post_init__(self) -> None:
         _check_warmup(self)
         _set(self, "lr_min", as_float("lr_min", self.lr_min, family=self.family, ge=0, lt=self.lr_max))
-
-    @property
-    def first_lr(self) -> float:
-        return self.lr0
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         if epoch < self.warmup_epochs:
