@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ def _err() -> Console:
 
 def _client(args: argparse.Namespace) -> ApiClient:
     return ApiClient(Connection.resolve(args.url, args.token), timeout=args.timeout)
+
+
+def _emit(data: Any, *, as_json: bool, draw: Callable[[Any], None]) -> int:
+    """Every read command's ending: the raw JSON with ``--json``, else the table ``draw`` renders."""
+    if as_json:
+        _print_json(data)
+    else:
+        draw(data)
+    return 0
+
+
+def _write_file(name: str, data: bytes) -> Path:
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path.resolve()
 
 
 def _print_json(data: Any) -> None:
@@ -146,73 +163,55 @@ def _finish(api: ApiClient, job: dict[str, Any], *, plot: str | None, as_json: b
         if as_json:
             _print_json(job)
         return 1
-    report = api.report(job_id)
-    if as_json:
-        _print_json(report)
-    else:
-        render.print_report(_out(), report)
+    _emit(api.report(job_id), as_json=as_json, draw=lambda report: render.print_report(_out(), report))
     if plot:
-        path = Path(plot)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(api.plot(job_id))
-        err.print(f"plot: {path.resolve()}")
+        path = _write_file(plot, api.plot(job_id))
+        err.print(f"plot: {path}")
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     with _client(args) as api:
         page = api.list_jobs(status=args.status, limit=args.limit)
-    if args.json:
-        _print_json(page)
-        return 0
-    render.print_jobs(_out(), render.items_of(page), total=render.total_of(page))
-    return 0
+    return _emit(
+        page,
+        as_json=args.json,
+        draw=lambda p: render.print_jobs(_out(), render.items_of(p), total=render.total_of(p)),
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with _client(args) as api:
         job = api.get_job(args.job_id)
-    if args.json:
-        _print_json(job)
-        return 0
-    render.print_job(_out(), job)
-    return 0
+    return _emit(job, as_json=args.json, draw=lambda j: render.print_job(_out(), j))
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
     with _client(args) as api:
         if args.metrics is not None:
             curve = api.metrics(args.job_id, args.metrics)
-            if args.json:
-                _print_json(curve)
-            else:
-                render.print_metrics(_out(), render.items_of(curve))
-            return 0
+            return _emit(
+                curve, as_json=args.json, draw=lambda c: render.print_metrics(_out(), render.items_of(c))
+            )
         page = api.trials(args.job_id, sort=args.sort, limit=args.limit)
-    if args.json:
-        _print_json(page)
-        return 0
-    render.print_trials(_out(), render.items_of(page), total=render.total_of(page))
-    return 0
+    return _emit(
+        page,
+        as_json=args.json,
+        draw=lambda p: render.print_trials(_out(), render.items_of(p), total=render.total_of(p)),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     with _client(args) as api:
         report = api.report(args.job_id)
-    if args.json:
-        _print_json(report)
-        return 0
-    render.print_report(_out(), report)
-    return 0
+    return _emit(report, as_json=args.json, draw=lambda r: render.print_report(_out(), r))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     with _client(args) as api:
         png = api.plot(args.job_id)
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
-    _err().print(f"wrote {len(png):,} bytes to {path.resolve()}")
+    path = _write_file(args.output, png)
+    _err().print(f"wrote {len(png):,} bytes to {path}")
     return 0
 
 
