@@ -13,8 +13,19 @@ Torch-free. The importer maps the config keys of ``yuichikondo09/sgdm_lr_bs_sche
 | ``lr_method`` (same family names), ``init_lr``, ``lr_max``, ``lr_min``, | ``schedule.lr`` |
 | ``lr_growth_rate``, ``power``, ``incr_interval``, ``warmup_epochs``, ``warmup_interval`` | |
 | ``epochs`` | ``budget.max_epochs`` |
+| ``dataset`` (cifar10 / cifar100), ``model`` (resnet18) | ``task.name`` (``cifar10-resnet18`` ...) |
 
 Keys that a method does not use (``lr_max`` next to ``cosine``) are ignored, as the paper's code ignores them.
+Where the official code's arithmetic differs from our native families, the import reproduces the official run
+(paper-notes §2.2, importer rules):
+
+- warm-up with ``lr_growth_rate``: the official code lets the growth rate win over ``lr_max``, the LR is
+  init_lr * rate^floor(e/w) during the warm-up and init_lr * rate^((W - w) // w) after it (0.1, x1.2 every 3
+  epochs over 30: 0.12 at epoch 3, 0.144 at 6, 0.515978 from 27 on). That is our warm-up family with
+  lr_max = init_lr * rate^((W - w)/w), exact when W is a multiple of w; other W are refused (the official
+  LR then jumps back down at the end of the warm-up, which no native family does);
+- batch sizes: ``rounding: "official"`` on ``exp_growth``, ceil of the float product as the official code
+  computes it (b0 = 100, x1.1: 111 and 122, not 110 and 121).
 """
 
 from __future__ import annotations
@@ -57,9 +68,16 @@ PAPER_KEYS = (
     "lr_growth_rate",
     "power",
     "bs_max",
+    "dataset",
+    "model",
 )
-#: Keys of the paper's configs that do not change the training math (model/data choice, logging).
-IGNORED_KEYS = ("model", "dataset", "use_wandb", "wandb_project", "project", "run_name", "name", "seed")
+#: Keys of the paper's configs that do not change the training math (logging, naming).
+IGNORED_KEYS = ("use_wandb", "wandb_project", "project", "run_name", "name", "seed")
+#: The paper's ``dataset`` values we have a task for (its code trains CIFAR-100 only; the key is optional).
+DATASET_TASKS = {"cifar10": "cifar10-resnet18", "cifar100": "cifar100-resnet18"}
+#: The paper's ``model`` values we have (every released config uses resnet18; its code also has ResNet-34 to
+#: 152 and four wide ResNets, which no task here builds).
+MODELS = ("resnet18",)
 
 
 def _get(cfg: Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -86,6 +104,7 @@ def paper_batch(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "factor": _get(cfg, "bs_growth_rate", 2.0),
         "interval": _required(cfg, "incr_interval", "for bs_method=exp_growth"),
         "b_max": cfg.get("bs_max"),
+        "rounding": "official",
     }
 
 
@@ -108,16 +127,58 @@ def paper_lr(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "lr_max": cfg.get("lr_max"),
             "factor": cfg.get("lr_growth_rate"),
         }
+    warmup, interval = _get(cfg, "warmup_epochs", 30), _get(cfg, "warmup_interval", 3)
     out = {
         "family": method,
         "lr0": lr0,
-        "lr_max": _required(cfg, "lr_max", f"for lr_method={method}"),
-        "warmup_epochs": _get(cfg, "warmup_epochs", 30),
-        "warmup_interval": _get(cfg, "warmup_interval", 3),
+        "lr_max": _warmup_peak(cfg, method, lr0, warmup, interval),
+        "warmup_epochs": warmup,
+        "warmup_interval": interval,
     }
     if method == "warmup_cosine":
         out["lr_min"] = _get(cfg, "lr_min", 0.0)
     return out
+
+
+def _warmup_peak(cfg: Mapping[str, Any], method: str, lr0: Any, warmup: Any, interval: Any) -> Any:
+    """The warm-up's last LR. With ``lr_growth_rate`` the official code ignores ``lr_max`` and grows by the
+    rate per plateau: the peak is lr0 * rate^((W - w) // w), which our warm-up reaches with that lr_max
+    (its per-plateau factor (lr_max/lr0)^(w/(W - w)) is then the rate itself when w divides W)."""
+    rate = cfg.get("lr_growth_rate")
+    if rate is None:
+        return _required(cfg, "lr_max", f"for lr_method={method} (or lr_growth_rate)")
+    numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (warmup, interval))
+    if not numbers or interval < 1 or warmup <= interval:
+        return rate  # the family's own checks name the bad warmup_epochs / warmup_interval
+    if warmup % interval:
+        raise SpecError(
+            "warmup_epochs",
+            warmup,
+            f"must be a multiple of warmup_interval={interval} when lr_growth_rate is given: the official LR "
+            "then rises above its final value in the last partial plateau, which no native warm-up does",
+        )
+    return lr0 * rate ** ((warmup - interval) // interval)
+
+
+def _task(cfg: Mapping[str, Any]) -> str:
+    """``task.name`` from the optional ``dataset`` and ``model`` keys (CIFAR-100 ResNet-18 when absent)."""
+    model = cfg.get("model")
+    if model is not None and model not in MODELS:
+        raise SpecError(
+            "model",
+            model,
+            f"has no task here (known: {', '.join(MODELS)}, the model of every released config); choose a "
+            "task instead",
+        )
+    dataset = cfg.get("dataset")
+    if dataset is None:
+        return PAPER_TASK
+    key = str(dataset).lower().replace("-", "").replace("_", "")
+    if key not in DATASET_TASKS:
+        raise SpecError(
+            "dataset", dataset, f"has no task here (known: {', '.join(DATASET_TASKS)}); choose a task instead"
+        )
+    return DATASET_TASKS[key]
 
 
 def _optimizer(cfg: Mapping[str, Any]) -> str:
@@ -137,13 +198,15 @@ def _optimizer(cfg: Mapping[str, Any]) -> str:
 def from_paper_config(
     cfg: Mapping[str, Any],
     *,
-    task: str = PAPER_TASK,
+    task: str | None = None,
     seed: int = 0,
     grad_norm_mode: str = "faithful",
     ignore_unknown: bool = False,
 ) -> TrialSpec:
     """A TrialSpec for one of the paper's JSON run configs. The gradient norm defaults to ``faithful`` mode,
-    as the paper measured it. Unknown keys are a SpecError (a typo would silently change the run) unless
+    as the paper measured it. ``task`` None takes it from the config's ``dataset`` and ``model`` keys
+    (``cifar100-resnet18`` without them; a model or dataset we have no task for is a SpecError); a given
+    ``task`` replaces them. Unknown keys are a SpecError (a typo would silently change the run) unless
     ``ignore_unknown``; the keys in ``IGNORED_KEYS`` are always accepted."""
     if not isinstance(cfg, Mapping):
         raise SpecError("config", cfg, "must be a JSON object")
@@ -157,7 +220,7 @@ def from_paper_config(
     beta = 0.0 if name == "sgd" else _get(cfg, "init_beta", 0.9)
     return TrialSpec.from_json(
         {
-            "task": {"name": task, "options": {}},
+            "task": {"name": task if task is not None else _task(cfg), "options": {}},
             "optimizer": {"name": name, "momentum": beta},
             "schedule": {"batch_size": paper_batch(cfg), "lr": paper_lr(cfg)},
             "budget": {"max_epochs": _required(cfg, "epochs", "(the run length)"), "max_sfo": None},

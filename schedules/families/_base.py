@@ -13,6 +13,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 _MISSING = object()
+_OMIT_AT_DEFAULT = "schedsearch_omit_at_default"
+
+
+def optional_param(default: Any) -> Any:
+    """A dataclass field for a parameter added after the JSON form was fixed: it defaults to ``default`` and
+    ``to_json`` omits it while it has that value (see ``Family.to_json``)."""
+    return dataclasses.field(default=default, metadata={_OMIT_AT_DEFAULT: True})
 
 
 class SpecError(ValueError):
@@ -119,9 +126,13 @@ class Family:
     family: ClassVar[str]
 
     def to_json(self) -> dict[str, Any]:
+        """``{"family": ..., <every parameter>}``. A parameter declared with :func:`optional_param` is left
+        out while it has its default, so adding one keeps every stored schedule's JSON form as it was."""
         out: dict[str, Any] = {"family": self.family}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
+            if f.metadata.get(_OMIT_AT_DEFAULT) and value == f.default:
+                continue
             out[f.name] = value.to_json() if isinstance(value, Family) else value
         return out
 

@@ -17,8 +17,12 @@ from schedules.families._base import (
     as_float,
     as_int,
     ceil_clean,
+    optional_param,
     stage_of,
 )
+
+#: How ``exp_growth`` rounds b0 factor^k up to an integer (paper-notes §2.2, importer rules).
+ROUNDINGS = ("clean", "official")
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -55,6 +59,15 @@ class ExpGrowthBatch(BatchSchedule):
 
     Table (b0=8, factor=2, interval=30, 300 epochs): e=0 -> 8, e=30 -> 16, e=299 -> 4096;
     with b_max=1024 the stages are 8, 10, 14, 22, 38, 70, 134, 261, 516, 1024.
+
+    ``rounding`` says how the stage value becomes an integer:
+
+    - ``"clean"`` (the default, every native schedule): ceil ignoring float noise below 1e-9, so that
+      b0 = 100, factor = 1.1 gives 110 at stage 1 (100 * 1.1 is 110.00000000000001 in floats);
+    - ``"official"``: ``math.ceil`` of the float product exactly as the paper's code computes it
+      (``utils/get_bs_scheduler.py``: ceil(b0 * lambda(e))), which gives 111 and 122 (not 110 and 121) at
+      stages 1 and 2 for b0 = 100, factor = 1.1. The importer of official configs sets it
+      (``schedules.paper``), so an imported run is the official run; for integer factors both agree.
     """
 
     family: ClassVar[str] = "exp_growth"
@@ -62,6 +75,7 @@ class ExpGrowthBatch(BatchSchedule):
     factor: float
     interval: int
     b_max: int | None = None
+    rounding: str = optional_param("clean")
 
     def __post_init__(self) -> None:
         f = self.family
@@ -70,13 +84,25 @@ class ExpGrowthBatch(BatchSchedule):
         _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
         if self.b_max is not None:
             _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0 + 1))
+        if self.rounding not in ROUNDINGS:
+            raise SpecError("rounding", self.rounding, f"must be one of {', '.join(ROUNDINGS)} for {f}")
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         k = stage_of(epoch, self.interval)
+        last = (horizon.epochs - self.interval) / self.interval
+        if self.rounding == "official":
+            return self._official(k, last)
         if self.b_max is None:
             return ceil_clean(self.b0 * self.factor**k)
-        last = (horizon.epochs - self.interval) / self.interval
         return ceil_clean(affine_stage_value(self.b0, self.factor, k, cap=self.b_max, last_stage=last))
+
+    def _official(self, k: int, last: float) -> int:
+        """The paper code's ``exp_growth_bs_lambda`` times b0, ceil'd, operation for operation."""
+        if self.b_max is None or last <= 0:  # a run shorter than one interval has only its first stage
+            return math.ceil(self.b0 * self.factor**k)
+        a = (self.b_max - self.b0) / (self.factor**last - 1)
+        b = self.b0 - a
+        return math.ceil(self.b0 * min((1 / self.b0) * (a * self.factor**k + b), self.b_max / self.b0))
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
 from schedules.paper import PRESETS, from_paper_config, paper_configs, paper_strategies
-from schedules.spec import Horizon, SpecError, batch_plan, lr_plan, total_steps
+from schedules.spec import Horizon, SpecError, batch_plan, lr_plan, parse_batch, total_steps
 from schedules.theory import check
 
 CIFAR = Horizon(epochs=300, n_train=50_000)
@@ -40,7 +41,14 @@ def test_importer_maps_every_key() -> None:
         "task": {"name": "cifar100-resnet18", "options": {}},
         "optimizer": {"name": "nshb", "momentum": 0.87},
         "schedule": {
-            "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": 30, "b_max": None},
+            "batch_size": {
+                "family": "exp_growth",
+                "b0": 8,
+                "factor": 2.0,
+                "interval": 30,
+                "b_max": None,
+                "rounding": "official",  # an imported run rounds as the official code does
+            },
             "lr": {
                 "family": "warmup_const",
                 "lr0": 0.1,
@@ -104,6 +112,124 @@ def test_importer_optimizer_forms_and_errors() -> None:
     with pytest.raises(SpecError) as info:
         from_paper_config({**WARMUP_CFG, "init_bs": None})
     assert info.value.field == "init_bs"
+
+
+# The official code's formulas (yuichikondo09/sgdm_lr_bs_schedule, utils/get_lr_scheduler.py and
+# get_bs_scheduler.py), written out independently so the importer is checked against them, not against itself.
+def _official_warmup_lr(cfg: dict[str, Any], epoch: int) -> float:
+    lr0, rate = cfg["init_lr"], cfg["lr_growth_rate"]
+    big_w, w = cfg["warmup_epochs"], cfg["warmup_interval"]
+    k = epoch // w if epoch < big_w else (big_w - w) // w
+    return float(lr0 * rate**k)
+
+
+def _official_batch(cfg: dict[str, Any], epoch: int) -> int:
+    return math.ceil(cfg["init_bs"] * cfg["bs_growth_rate"] ** (epoch // cfg["incr_interval"]))
+
+
+GROWTH_RATE_CFG = {
+    "optimizer": "nshb",
+    "init_beta": 0.9,
+    "bs_method": "exp_growth",
+    "init_bs": 8,
+    "bs_growth_rate": 2.0,
+    "incr_interval": 30,
+    "lr_method": "warmup_const",
+    "init_lr": 0.1,
+    "lr_max": 1.0,
+    "lr_growth_rate": 1.2,
+    "warmup_epochs": 30,
+    "warmup_interval": 3,
+    "epochs": 300,
+}
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (0, 0.1),  # warm-up starts at init_lr
+        (3, 0.12),  # one plateau: x1.2 (lr_max=1.0 does not set the factor)
+        (6, 0.144),  # two plateaus
+        (27, 0.515978),  # the last plateau: 0.1 * 1.2^9, not lr_max=1.0
+        (30, 0.515978),  # after the warm-up the LR stays at the last plateau
+        (299, 0.515978),
+    ],
+)
+def test_warmup_growth_rate_wins_over_lr_max(epoch: int, expected: float) -> None:
+    spec = from_paper_config(GROWTH_RATE_CFG)
+    lr = lr_plan(spec.schedule, CIFAR)[epoch]
+    assert lr == pytest.approx(expected, rel=1e-6)
+    assert lr == pytest.approx(_official_warmup_lr(GROWTH_RATE_CFG, epoch), rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["warmup_const", "warmup_cosine"])
+def test_warmup_growth_rate_matches_the_official_formula_every_epoch(method: str) -> None:
+    cfg = {**GROWTH_RATE_CFG, "lr_method": method, "lr_min": 0.0}
+    lrs = lr_plan(from_paper_config(cfg).schedule, CIFAR)
+    for e in range(30):
+        assert lrs[e] == pytest.approx(_official_warmup_lr(cfg, e), rel=1e-12), e
+    if method == "warmup_cosine":  # then cosine from the grown peak (not from lr_max) to lr_min
+        peak = _official_warmup_lr(cfg, 30)
+        assert lrs[165] == pytest.approx(peak * (1 + math.cos(math.pi * 135 / 270)) / 2, rel=1e-12)
+
+
+def test_warmup_growth_rate_with_a_partial_last_plateau_is_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        from_paper_config({**GROWTH_RATE_CFG, "warmup_epochs": 10, "warmup_interval": 3})
+    assert info.value.field == "warmup_epochs"
+    assert "multiple of warmup_interval=3" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (0, 100),  # b0
+        (30, 111),  # ceil(100 * 1.1) = ceil(110.00000000000001): the official float rounding
+        (60, 122),  # ceil(100 * 1.21...) = 122, not 121
+        (90, 134),
+    ],
+)
+def test_imported_batch_sizes_round_as_the_official_code(epoch: int, expected: int) -> None:
+    cfg = {**GROWTH_RATE_CFG, "init_bs": 100, "bs_growth_rate": 1.1}
+    plan = batch_plan(from_paper_config(cfg).schedule, CIFAR)
+    assert plan[epoch] == expected == _official_batch(cfg, epoch)
+    assert plan == [_official_batch(cfg, e) for e in range(300)]
+
+
+def test_native_exp_growth_keeps_the_clean_rounding() -> None:
+    # The native family (what a job spec writes) ignores float noise: 100 * 1.1 is 110.
+    native = parse_batch({"family": "exp_growth", "b0": 100, "factor": 1.1, "interval": 30})
+    assert [native.at(e, CIFAR) for e in (0, 30, 60)] == [100, 110, 121]
+    assert "rounding" not in native.to_json()  # the default is left out of the JSON form
+
+
+@pytest.mark.parametrize(
+    ("keys", "task"),
+    [
+        ({}, "cifar100-resnet18"),  # the official code trains CIFAR-100
+        ({"dataset": "cifar10"}, "cifar10-resnet18"),
+        ({"dataset": "CIFAR-100", "model": "resnet18"}, "cifar100-resnet18"),
+    ],
+)
+def test_importer_maps_dataset_and_model(keys: dict[str, Any], task: str) -> None:
+    assert from_paper_config({**GROWTH_RATE_CFG, **keys}).task.name == task
+
+
+@pytest.mark.parametrize(
+    ("keys", "field"),
+    [
+        ({"model": "resnet34"}, "model"),  # was silently trained as ResNet-18
+        ({"model": "WideResNet28_10"}, "model"),
+        ({"dataset": "imagenet"}, "dataset"),
+    ],
+)
+def test_importer_refuses_models_and_datasets_it_has_no_task_for(keys: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        from_paper_config({**GROWTH_RATE_CFG, **keys})
+    assert info.value.field == field
+    assert "has no task here" in str(info.value)
+    # an explicit task replaces the config's model/dataset choice
+    assert from_paper_config({**GROWTH_RATE_CFG, **keys}, task="digits-mlp").task.name == "digits-mlp"
 
 
 def test_grid_is_complete() -> None:
