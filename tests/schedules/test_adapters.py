@@ -154,16 +154,16 @@ def _observed_trainer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
     yield seen
 
 
-def _trainer_run(spec: TrialSpec, monkeypatch: pytest.MonkeyPatch) -> Seen:
+def _trainer_run(spec: TrialSpec, monkeypatch: pytest.MonkeyPatch, device: str = "cpu") -> Seen:
     with _observed_trainer(monkeypatch) as seen:
-        train(spec, device="cpu")
+        train(spec, device=device)
     monkeypatch.undo()
     return seen
 
 
-def _adapter_run(spec: TrialSpec) -> Seen:
+def _adapter_run(spec: TrialSpec, device: str = "cpu") -> Seen:
     """The user's loop: a DataLoader over the training set, the adapters, and nothing from the trainer."""
-    task = get_task(spec.task.name, spec.task.options, device="cpu")
+    task = get_task(spec.task.name, spec.task.options, device=device)
     rows = _row_index(task)
     clock = ScheduleClock(spec.schedule, Horizon(epochs=spec.budget.max_epochs, n_train=task.n_train))
     torch.manual_seed(spec.seed)
@@ -173,7 +173,8 @@ def _adapter_run(spec: TrialSpec) -> Seen:
     )
     scheduler = ScheduleLR(optimizer, clock)
     loader = DataLoader(
-        TensorDataset(task.x_train, task.y_train), batch_sampler=ScheduleBatchSampler(clock, seed=spec.seed)
+        TensorDataset(task.x_train, task.y_train),
+        batch_sampler=ScheduleBatchSampler(clock, seed=spec.seed, device=device),
     )
     seen = Seen([], [], list(model.parameters()))
     threads = torch.get_num_threads()
@@ -233,6 +234,18 @@ def test_shb_and_sgd_follow_the_trainers_trajectory_too(
     expected, got = _trainer_run(spec, monkeypatch), _adapter_run(spec)
     assert got.lrs == expected.lrs
     assert all(torch.equal(a, b) for a, b in zip(got.params, expected.params, strict=True))
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_sampler_draws_the_trainers_permutations_with_device_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    spec = _spec(GROWING, PER_STEP)
+    expected, got = _trainer_run(spec, monkeypatch, device="cuda"), _adapter_run(spec, device="cuda")
+    assert got.lrs == expected.lrs
+    assert got.batches == expected.batches  # CUDA's generator, not the CPU one: pass device="cuda"
 
 
 # ---------------------------------------------------------------------------------------------- the clock
