@@ -163,8 +163,15 @@ class OptimizerSpec(_Strict):
 class Candidate(_Strict):
     """A schedule whose numeric parameters may be distributions (design.md, "Search space")."""
 
-    batch_size: dict[str, Any] = Field(examples=[{"family": "exp_growth", "b0": {"choice": [8, 16]}}])
-    lr: dict[str, Any] = Field(examples=[{"family": "warmup_const", "lr0": 0.1, "lr_max": 1.0}])
+    # Complete, valid values: the API docs show them, and a test submits each one in a job.
+    batch_size: dict[str, Any] = Field(
+        examples=[{"family": "exp_growth", "b0": {"choice": [8, 16]}, "factor": 2.0, "interval": 3}]
+    )
+    lr: dict[str, Any] = Field(
+        examples=[
+            {"family": "warmup_const", "lr0": 0.1, "lr_max": 1.0, "warmup_epochs": 6, "warmup_interval": 2}
+        ]
+    )
 
 
 class Budget(_Strict):

@@ -6,7 +6,8 @@ without touching one file:
 - ``local``: ``train``, ``schedules``, ``check`` (run and inspect schedules on this machine);
 - ``server``: ``serve``, ``migrate``, ``token`` (the REST service and its database);
 - ``dispatch``: ``dispatcher`` (runs queued jobs on Ray);
-- ``client``: ``submit``, ``jobs``, ``show``, ``trials``, ``report``, ``plot``, ``cancel`` (REST client).
+- ``client``: ``submit``, ``jobs``, ``show``, ``trials``, ``report``, ``plot``, ``cancel`` (REST client);
+- ``export``: ``export`` (a found schedule as JSON, a PyTorch snippet or Megatron-LM arguments).
 
 Heavy imports (torch, ray, uvicorn) happen inside the command functions, never at import time, so
 ``schedsearch --help`` and the client commands start fast.
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 
 # Modules that expose ``register(subparsers)``; a module that does not exist yet is skipped so the CLI works
 # while the project grows.
-_COMMAND_MODULES = ("local", "server", "dispatch", "client")
+_COMMAND_MODULES = ("local", "server", "dispatch", "client", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -241,13 +241,14 @@ def _guarded(handler: Any) -> Any:
     return run
 
 
-def _connection_options() -> argparse.ArgumentParser:
+def _connection_options(*, json_flag: bool = True) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     group.add_argument("--url", help=f"service URL (env {URL_ENV}, default {DEFAULT_URL})")
     group.add_argument("--token", help=f"API token (env {TOKEN_ENV})")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
-    group.add_argument("--json", action="store_true", help="print the service's JSON instead of tables")
+    if json_flag:
+        group.add_argument("--json", action="store_true", help="print the service's JSON instead of tables")
     return parent
 
 

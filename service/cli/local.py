@@ -317,39 +317,46 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def print_records(console: Any, records: Any) -> None:
-    from rich.table import Table
+    """The per-epoch table, laid out for the console's width: at 80 columns the SFO curve (epoch, sfo,
+    batch, lr, |grad f|) and what fits of the rest."""
+    from service.cli.layout import Column, fit_table
 
-    table = Table(title="per-epoch metrics", title_justify="left")
-    columns = (
-        "epoch",
-        "step",
-        "sfo",
-        "batch",
-        "lr",
-        "train loss",
-        "f(theta)",
-        "|grad f|",
-        "test loss",
-        "test acc",
-        "wall s",
-    )
-    for name in columns:
-        table.add_column(name, justify="right")
+    columns = [
+        Column(name, priority=priority, justify="right")
+        for name, priority in (
+            ("epoch", 0),
+            ("step", 6),
+            ("sfo", 0),
+            ("batch", 1),
+            ("lr", 2),
+            ("train loss", 5),
+            ("f(theta)", 4),
+            ("grad norm", 0),
+            ("test loss", 7),
+            ("test acc", 3),
+            ("wall s", 8),
+        )
+    ]
+    rows = []
     for r in records:
         d = r.to_json()
-        table.add_row(
-            str(d["epoch"]),
-            _fmt(d["step"]),
-            _fmt(d["sfo"]),
-            _fmt(d["batch_size"]),
-            _fmt(d["lr"]),
-            _fmt(d["train_loss"]),
-            _fmt(d["full_loss"]),
-            _fmt(d["grad_norm"]),
-            _fmt(d["test_loss"]),
-            _fmt(d["test_acc"], 3),
-            f"{d['wall_s']:.2f}",
+        rows.append(
+            (
+                str(d["epoch"]),
+                _fmt(d["step"]),
+                _fmt(d["sfo"]),
+                _fmt(d["batch_size"]),
+                _fmt(d["lr"]),
+                _fmt(d["train_loss"]),
+                _fmt(d["full_loss"]),
+                _fmt(d["grad_norm"]),
+                _fmt(d["test_loss"]),
+                _fmt(d["test_acc"], 3),
+                f"{d['wall_s']:.2f}",
+            )
         )
+    table = fit_table(console.width, columns, rows, title="per-epoch metrics")
+    table.title_justify = "left"
     console.print(table)
 
 

@@ -1,6 +1,8 @@
 """Rich tables for the client commands: jobs, one job, trials, a trial's curve and the results report.
 
-Pure functions of the service's JSON (no HTTP here), so they are easy to test and to reuse.
+Pure functions of the service's JSON (no HTTP here), so they are easy to test and to reuse. Every table is
+laid out for the console's width (``service.cli.layout``): readable at 80 columns, using more when there is
+more.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from service.cli.layout import Column, fit_table
 
 STATUS_STYLE = {
     "queued": "cyan",
@@ -85,6 +90,21 @@ def schedule_text(schedule: Mapping[str, Any] | None) -> str:
     if not schedule:
         return "-"
     return f"batch {family_text(schedule.get('batch_size'))}; lr {family_text(schedule.get('lr'))}"
+
+
+def schedule_summary(schedule: Mapping[str, Any] | None) -> str:
+    """A schedule on one line with both family names first, so a cut still shows them:
+    ``exp_growth/seesaw: b0=8, factor=2, interval=30; base=cosine(lr0=0.1), alpha=2``."""
+    if not schedule:
+        return "-"
+    halves = [schedule.get("batch_size"), schedule.get("lr")]
+    names = "/".join(str(h.get("family", "?")) if isinstance(h, Mapping) else "?" for h in halves)
+    params = "; ".join(_params_text(h) if isinstance(h, Mapping) else "-" for h in halves)
+    return f"{names}: {params}"
+
+
+def _params_text(part: Mapping[str, Any]) -> str:
+    return family_text(part)[len(str(part.get("family", "?"))) + 1 : -1]
 
 
 def warning_text(warning: Any) -> str:
@@ -168,33 +188,39 @@ def print_jobs(console: Console, jobs: Sequence[Mapping[str, Any]], *, total: in
     if not jobs:
         console.print("no jobs")
         return
-    table = Table(title=f"jobs ({total if total is not None else len(jobs)})")
-    # The id is what the other commands take, so it is never cut; long names are.
-    table.add_column("id", no_wrap=True)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=28)
-    table.add_column("status")
-    table.add_column("trials", justify="right")
-    table.add_column("best SFO to target", justify="right")
-    table.add_column("created (UTC)", no_wrap=True)
+    # The id is what the other commands take, so it is never cut; a narrow terminal shows the name and the
+    # creation time on a second line under it.
+    columns = (
+        Column("id"),
+        Column("name", priority=3, flex=12, fold_into="id"),
+        Column("status"),
+        Column("trials", priority=2, justify="right"),
+        Column("best SFO to target", priority=1, justify="right"),
+        Column("created (UTC)", priority=4, fold_into="id"),
+    )
+    rows = []
     for job in jobs:
         p = progress_of(job)
-        table.add_row(
-            str(job["id"]),
-            str(job.get("name") or ""),
-            status_text(job.get("status")),
-            f"{p.finished}/{p.total}",
-            fmt_sfo(p.best_sfo),
-            str(job.get("created_at") or "")[:16].replace("T", " "),
+        rows.append(
+            (
+                escape(str(job["id"])),
+                escape(str(job.get("name") or "")),
+                status_text(job.get("status")),
+                f"{p.finished}/{p.total}",
+                fmt_sfo(p.best_sfo),
+                escape(str(job.get("created_at") or "")[:16].replace("T", " ")),
+            )
         )
-    console.print(table)
+    title = f"jobs ({total if total is not None else len(jobs)})"
+    console.print(fit_table(console.width, columns, rows, title=title))
 
 
 def print_job(console: Console, job: Mapping[str, Any]) -> None:
     p = progress_of(job)
-    table = Table(show_header=False, title=f"job {job['id']}")
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    table.add_row("name", str(job.get("name") or ""))
+    table = Table(show_header=False, title=f"job {escape(str(job['id']))}")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")  # long values wrap; nothing is cut
+    table.add_row("name", escape(str(job.get("name") or "")))
     table.add_row("status", status_text(job.get("status")))
     table.add_row("objective", str(job.get("objective") or ""))
     table.add_row("trials", f"{p.finished} finished of {p.total}")
@@ -202,67 +228,83 @@ def print_job(console: Console, job: Mapping[str, Any]) -> None:
     table.add_row("best SFO to target", fmt_sfo(p.best_sfo))
     best = best_trial_of(job)
     if best is not None:
-        table.add_row("best trial", f"{best.get('id')} {best.get('name') or best.get('trial_key') or ''}")
-        table.add_row("best schedule", schedule_text(trial_schedule(best)))
-    for key in ("created_at", "started_at", "finished_at", "ray_dashboard_url", "error"):
+        name = best.get("name") or best.get("trial_key") or ""
+        table.add_row("best trial", escape(f"{best.get('id')} {name}"))
+        table.add_row("best schedule", escape(schedule_summary(trial_schedule(best))))
+    for key in ("created_at", "started_at", "finished_at", "error"):
         if job.get(key):
-            table.add_row(key.replace("_", " "), str(job[key]))
+            table.add_row(key.replace("_", " "), escape(str(job[key])))
     for warning in job.get("warnings") or []:
-        table.add_row("theory check", warning_text(warning))
+        table.add_row("theory check", escape(warning_text(warning)))
     console.print(table)
+    if job.get("ray_dashboard_url"):
+        # A link is printed whole on its own line, never cut or folded inside the table, so it can be copied.
+        console.print(f"Ray dashboard: {job['ray_dashboard_url']}", soft_wrap=True, markup=False)
 
 
 def print_trials(console: Console, trials: Sequence[Mapping[str, Any]], *, total: int | None) -> None:
     if not trials:
         console.print("no trials yet")
         return
-    table = Table(title=f"trials ({total if total is not None else len(trials)})")
-    for column, justify in (
-        ("id", "right"),
-        ("kind", "left"),
-        ("name", "left"),
-        ("status", "left"),
-        ("SFO to target", "right"),
-        ("final grad norm", "right"),
-        ("epochs", "right"),
-        ("SFO", "right"),
-        ("schedule", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns = (
+        Column("id", justify="right"),
+        Column("name", priority=1, flex=10),
+        Column("kind", priority=6, fold_into="name"),
+        Column("status"),
+        Column("SFO to target", justify="right"),
+        Column("schedule", priority=2, flex=24),
+        Column("SFO", priority=3, justify="right"),
+        Column("final grad norm", priority=4, justify="right"),
+        Column("epochs", priority=5, justify="right"),
+    )
+    rows = []
     for trial in trials:
         s = trial_summary(trial)
-        table.add_row(
-            str(trial.get("id")),
-            str(trial.get("kind") or ""),
-            str(trial.get("name") or trial.get("trial_key") or ""),
-            status_text(trial.get("status")),
-            fmt_sfo(s.get("sfo_to_target")),
-            fmt_float(s.get("final_grad_norm")),
-            str(trial.get("epochs") if trial.get("epochs") is not None else "-"),
-            fmt_sfo(trial.get("sfo", s.get("total_sfo"))),
-            schedule_text(trial_schedule(trial)),
+        rows.append(
+            (
+                escape(str(trial.get("id"))),
+                escape(str(trial.get("name") or trial.get("trial_key") or "")),
+                escape(str(trial.get("kind") or "")),
+                status_text(trial.get("status")),
+                fmt_sfo(s.get("sfo_to_target")),
+                escape(schedule_summary(trial_schedule(trial))),
+                fmt_sfo(trial.get("sfo", s.get("total_sfo"))),
+                fmt_float(s.get("final_grad_norm")),
+                str(trial.get("epochs") if trial.get("epochs") is not None else "-"),
+            )
         )
-    console.print(table)
+    title = f"trials ({total if total is not None else len(trials)})"
+    console.print(fit_table(console.width, columns, rows, title=title))
 
 
 def print_metrics(console: Console, records: Sequence[Mapping[str, Any]]) -> None:
     if not records:
         console.print("no metrics yet")
         return
-    table = Table(title="per-epoch metrics")
-    columns = ("epoch", "sfo", "batch_size", "lr", "train_loss", "grad_norm", "test_acc")
-    for column in columns:
-        table.add_column(column, justify="right")
+    # (record key, header, priority): the curve is SFO against the gradient norm; the rest goes first.
+    fields = (
+        ("epoch", "epoch", 0),
+        ("sfo", "SFO", 0),
+        ("batch_size", "batch size", 1),
+        ("lr", "lr", 2),
+        ("grad_norm", "grad norm", 0),
+        ("train_loss", "train loss", 4),
+        ("test_acc", "test acc", 3),
+    )
+    columns = [Column(header, priority=priority, justify="right") for _, header, priority in fields]
+    rows = []
     for row in records:
         record = row.get("record") if isinstance(row.get("record"), Mapping) else row
         assert isinstance(record, Mapping)
-        table.add_row(
-            *(
-                fmt_sfo(record.get(c)) if c in ("epoch", "sfo", "batch_size") else fmt_float(record.get(c))
-                for c in columns
-            )
+        rows.append(
+            [
+                fmt_sfo(record.get(key))
+                if key in ("epoch", "sfo", "batch_size")
+                else fmt_float(record.get(key))
+                for key, _, _ in fields
+            ]
         )
-    console.print(table)
+    console.print(fit_table(console.width, columns, rows, title="per-epoch metrics"))
 
 
 def row_kind(row: Mapping[str, Any], *, best: bool) -> str:
@@ -300,24 +342,33 @@ def print_report(console: Console, report: Mapping[str, Any]) -> None:
     if not rows:
         console.print(f"{title}: no finished trials yet")
         return
-    table = Table(title=title)
-    table.add_column("schedule")
-    table.add_column("kind")
-    for column in ("SFO to target", "x best", "final grad norm", "test acc"):
-        table.add_column(column, justify="right")
+    columns = (
+        Column("schedule", flex=14),
+        Column("kind", priority=3, fold_into="schedule"),
+        Column("SFO to target", justify="right"),
+        Column("x best", priority=1, justify="right"),
+        Column("final grad norm", priority=2, justify="right"),
+        Column("test acc", priority=4, justify="right"),
+    )
+    cells = []
     for row in rows:
         is_best = best is not None and row.get("trial_id") == best.get("trial_id")
-        table.add_row(
-            f"[bold]{row_label(row)}[/]" if is_best else row_label(row),
-            row_kind(row, best=is_best),
-            fmt_sfo(row.get("sfo_to_target")),
-            fmt_ratio(row.get("sfo_ratio")),
-            fmt_float(row.get("final_grad_norm")),
-            fmt_float(row.get("best_test_acc")),
+        label = escape(row_label(row))
+        cells.append(
+            (
+                f"[bold]{label}[/]" if is_best else label,
+                row_kind(row, best=is_best),
+                fmt_sfo(row.get("sfo_to_target")),
+                fmt_ratio(row.get("sfo_ratio")),
+                fmt_float(row.get("final_grad_norm")),
+                fmt_float(row.get("best_test_acc")),
+            )
         )
-    console.print(table)
+    console.print(fit_table(console.width, columns, cells, title=title))
     for row in rows:
-        console.print(f"  {row_label(row)}: {schedule_text(row.get('schedule'))}", highlight=False)
+        console.print(
+            f"  {row_label(row)}: {schedule_text(row.get('schedule'))}", highlight=False, markup=False
+        )
     saving = report.get("best_vs_best_baseline")
     if isinstance(saving, Mapping) and saving.get("sfo_saving") is not None:
         share = float(saving["sfo_saving"])

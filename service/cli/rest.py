@@ -149,6 +149,10 @@ class ApiClient:
     def trials(self, job_id: str, *, sort: str | None = None, limit: int | None = None) -> Any:
         return self.get_json(f"/v1/jobs/{job_id}/trials", sort=sort, limit=limit)
 
+    def trial(self, job_id: str, trial_id: str | int) -> dict[str, Any]:
+        result: dict[str, Any] = self.get_json(f"/v1/jobs/{job_id}/trials/{trial_id}")
+        return result
+
     def metrics(self, job_id: str, trial_id: str | int) -> Any:
         return self.get_json(f"/v1/jobs/{job_id}/trials/{trial_id}/metrics")
 

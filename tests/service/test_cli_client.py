@@ -362,3 +362,89 @@ def test_submit_wait_gives_up_after_max_wait_and_the_job_goes_on(
     job_id = err.split("submitted job ")[1].split()[0]
     rc, out, _ = cli(capsys, "show", job_id, "--json", *auth)
     assert json.loads(out)["status"] == "queued"
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def _add_trial(server: Server, job_id: str, name: str, schedule: dict[str, Any]) -> int:
+    from service.storage import repository as repo
+
+    with server.sessions.begin() as session:
+        trial = repo.upsert_trial(
+            session, job_id=job_id, trial_key=name, name=name, config={"schedule": schedule, "momentum": 0.8}
+        )
+        return int(trial.id)
+
+
+def test_export_takes_the_best_schedule_home_as_json_pytorch_and_megatron(
+    capsys: pytest.CaptureFixture[str], server: Server, tmp_path: Path
+) -> None:
+    job_id = submit(capsys, server, tmp_path, server.alice)
+    ids = _finish_job(server, job_id)
+    auth = ("--url", server.url, "--token", server.alice)
+
+    rc, out, err = cli(capsys, "export", job_id, *auth)  # json by default, the best trial
+    assert rc == 0, err
+    found = json.loads(out)
+    assert found["schedule"] == {
+        "batch_size": {"family": "constant", "b0": 8},
+        "lr": {"family": "constant", "lr0": 0.1},
+    }  # search-fast's schedule, in its one JSON form
+    assert found["task"] == {"name": "digits-mlp", "options": {}}
+    assert found["horizon"] == {"epochs": 6, "n_train": 1347}  # budget.max_epochs over digits' training set
+    assert (found["optimizer"], found["seed"]) == ({"name": "nshb", "momentum": 0.9}, 0)
+    assert (found["source"]["trial_id"], found["source"]["job_id"]) == (ids["search-fast"], job_id)
+
+    rc, out, err = cli(capsys, "export", job_id, "--format", "pytorch", *auth)
+    assert rc == 0, err
+    compile(out, "snippet", "exec")
+    assert "ScheduleLR(optimizer, clock)" in out and "Horizon(epochs=6, n_train=1347)" in out
+
+    baseline = str(ids["paper-iv-warmup"])
+    rc, out, err = cli(capsys, "export", job_id, "--trial", baseline, "--format", "megatron", *auth)
+    assert rc == 0, err
+    assert '--step-batch-size-schedule "0:8" \\' in out.splitlines()
+    assert "--lr-decay-style constant \\" in out.splitlines()
+    assert "--train-samples 8082 \\" in out.splitlines()  # 6 epochs x 1,347
+
+
+def test_export_errors_are_one_sentence(
+    capsys: pytest.CaptureFixture[str], server: Server, tmp_path: Path
+) -> None:
+    auth = ("--url", server.url, "--token", server.alice)
+    job_id = submit(capsys, server, tmp_path, server.alice)
+    rc, out, err = cli(capsys, "export", job_id, *auth)
+    assert (rc, out) == (1, "")
+    assert f"job {job_id} has no best trial yet (queued, 0 of 2 trials finished)" in err
+    assert f"schedsearch trials {job_id}" in err
+
+    warmup = {
+        "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": 2},
+        "lr": {"family": "warmup_const", "lr0": 0.1, "lr_max": 0.5, "warmup_epochs": 4, "warmup_interval": 1},
+    }
+    trial_id = _add_trial(server, job_id, "warm", warmup)
+    rc, out, err = cli(capsys, "export", job_id, "--trial", str(trial_id), "--format", "megatron", *auth)
+    assert (rc, out) == (1, "")
+    assert f"cannot export trial {trial_id} of job {job_id} as megatron: lr.family=warmup_const has no" in err
+    assert "Traceback" not in err
+    rc, out, _ = cli(capsys, "export", job_id, "--trial", str(trial_id), *auth)  # json takes any schedule
+    assert rc == 0 and json.loads(out)["optimizer"]["momentum"] == 0.8  # the trial's own momentum
+
+    rc, _, err = cli(capsys, "export", job_id, "--url", server.url, "--token", server.bob)
+    assert rc == 1 and "404" in err  # another user's job
+
+
+def test_the_export_command_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from service.cli import build_parser\n"
+        "build_parser()\n"
+        "import service.cli.export\n"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -7,12 +7,13 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.api.deps import CurrentUser, SessionDep, SettingsDep, owner_filter
+from service.api.examples import JOB_EXAMPLES
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
 from service.jobspec import JobSpec, check_data_root, check_job_spec, count_trials, theory_warnings
 from service.ratelimit import TokenBucket
@@ -74,7 +75,7 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
     },
 )
 def create_job(
-    spec: JobSpec,
+    spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)],
     request: Request,
     response: Response,
     session: SessionDep,

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from fastapi.exceptions import RequestValidationError
 
 from service.api.deps import CurrentUser
+from service.api.examples import CHECK_EXAMPLES
 from service.api.schemas import ScheduleCheckRequest
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
 
 @router.post("/check")
-def check_schedule(body: ScheduleCheckRequest, user: CurrentUser) -> dict[str, Any]:
+def check_schedule(
+    body: Annotated[ScheduleCheckRequest, Body(openapi_examples=CHECK_EXAMPLES)], user: CurrentUser
+) -> dict[str, Any]:
     """Which of the paper's strategies the schedule is, whether convergence is guaranteed, and which
     conditions it violates (gamma^2 < delta, beta^2 gamma < 1, LR capped)."""
     from schedules.spec import Schedule, SpecError
