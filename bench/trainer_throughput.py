@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import code_version, machine, median, write_result
 from schedules.spec import Horizon, TrialSpec, batch_plan, total_steps
-from schedules.tasks import get_task
+from schedules.tasks.runtime import load_task
 from schedules.trainer import train
 
 
@@ -60,7 +60,7 @@ class PaperSGDM(torch.optim.Optimizer):
 
 def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
     """The usual hand-written loop; returns training SFO, wall seconds and seconds in measurement passes."""
-    task = get_task(spec.task.name, spec.task.options, device="cpu")
+    task = load_task(spec.task.name, spec.task.options, device="cpu")
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
     model = task.build_model()
@@ -73,8 +73,8 @@ def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
     horizon = Horizon(epochs=spec.budget.max_epochs, n_train=task.n_train)
     plan = batch_plan(spec.schedule, horizon)
     big_t = total_steps(spec.schedule, horizon)
-    train_set = TensorDataset(task.x_train, task.y_train)
-    test_set = TensorDataset(task.x_test, task.y_test)
+    train_set = TensorDataset(task.train.x, task.train.y)
+    test_set = TensorDataset(task.test.x, task.test.y)
     gen = torch.Generator().manual_seed(spec.seed)
     n = task.n_train
     sfo = step = 0

@@ -172,9 +172,9 @@ def _sfo_per_epoch(spec: JobSpec) -> float:
 
     @ray.remote(num_cpus=0)
     def n_train(name: str, options: dict[str, Any]) -> int:
-        from schedules.tasks import get_task
+        from schedules.tasks.runtime import load_task
 
-        return int(get_task(name, options, device="cpu").n_train)
+        return int(load_task(name, options, device="cpu").n_train)
 
     return float(ray.get(n_train.remote(spec.task.name, dict(spec.task.options))))
 

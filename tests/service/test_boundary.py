@@ -31,7 +31,7 @@ def test_service_imports_no_torch_or_ray() -> None:
 
 
 def test_task_names_mirror_the_task_registry() -> None:
-    from schedules.tasks import TASKS
+    from schedules.tasks import catalogue
     from service.jobspec import TASK_NAMES
 
-    assert sorted(TASK_NAMES) == sorted(TASKS)
+    assert sorted(TASK_NAMES) == sorted(catalogue().names)
