@@ -66,6 +66,18 @@ class Catalogue:
         valid = ", ".join(self.tasks) or "(no task is installed)"
         raise SpecError("task.name", name, f"must be one of {valid}")
 
+    def require(self, name: str, *, where: str) -> TaskDefinition:
+        """``get`` for a process that runs what another one accepted (the API knew the task, this machine may
+        not): an unknown name is a ``TaskUnavailable`` saying it is not installed ``where`` and what is."""
+        if name in self.tasks or name in self.broken:
+            return self.get(name)
+        installed = ", ".join(self.tasks) or "none"
+        raise TaskUnavailable(
+            name,
+            f"task {name!r} is not installed {where} (installed there: {installed}); install the package "
+            "that provides it in that image",
+        )
+
 
 def _package(ep: EntryPoint) -> str | None:
     dist = getattr(ep, "dist", None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import schedules.tasks as tasks_package
 from schedules.tasks import registry
 from schedules.tasks.definition import Option, TaskDefinition
 
@@ -69,7 +70,8 @@ def install(monkeypatch: pytest.MonkeyPatch, *definitions: TaskDefinition) -> re
     base = registry.catalogue()
     extra = {d.name: d for d in definitions}
     catalogue = registry.Catalogue(tasks={**base.tasks, **extra}, broken=dict(base.broken))
-    monkeypatch.setattr(registry, "catalogue", lambda: catalogue)
+    for module in (registry, tasks_package):  # callers read it from either module at call time
+        monkeypatch.setattr(module, "catalogue", lambda: catalogue)
     return catalogue
 
 
