@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from schedules.tasks.definition import resolve_data_path
 from schedules.tasks.models import resnet18
-from schedules.tasks.runtime import DatasetData, Examples, Task, TensorData
+from schedules.tasks.runtime import DatasetData, Examples, Task, TensorData, batch_as_is
 
 _LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
@@ -113,16 +113,12 @@ class CifarImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return _normalise(self.x[idx], self.classes), self.y[idx]
 
 
-def _collate_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return batch
-
-
 def _examples(
     x: np.ndarray, y: np.ndarray, classes: int, device: torch.device, options: Mapping[str, Any]
 ) -> Examples:
     if options["stream"]:
         return DatasetData(
-            CifarImages(x, y, classes), num_workers=options["num_workers"], collate=_collate_batch
+            CifarImages(x, y, classes), num_workers=options["num_workers"], collate=batch_as_is
         )
     return TensorData(_normalise(torch.from_numpy(x).to(device), classes), torch.from_numpy(y).to(device))
 
