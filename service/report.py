@@ -28,6 +28,7 @@ ROW_FIELDS = (
     "decay_exponent",
     "total_sfo",
     "wall_s",
+    "grad_norm_subset",  # null: the norms above are exact; k: measured on a fixed subset of k examples
 )
 
 

@@ -321,6 +321,7 @@ def print_records(console: Any, records: Any) -> None:
     from rich.table import Table
 
     table = Table(title="per-epoch metrics", title_justify="left")
+    subset = next((r.grad_norm_subset for r in records if r.grad_norm_subset), None)
     columns = (
         "epoch",
         "step",
@@ -329,7 +330,8 @@ def print_records(console: Any, records: Any) -> None:
         "lr",
         "train loss",
         "f(theta)",
-        "|grad f|",
+        # an estimate on a fixed subset is never shown as the exact norm
+        f"|grad f| (est., {subset:,} examples)" if subset else "|grad f|",
         "test loss",
         "test acc",
         "wall s",

@@ -232,3 +232,10 @@ def test_check_takes_n_train_from_the_task_definition(capsys: pytest.CaptureFixt
     }
     assert main(["check", json.dumps(spec)]) == 2
     assert "task.options.hiden is not an option of task digits-mlp" in capsys.readouterr().err
+
+
+def test_train_table_marks_a_gradient_norm_measured_on_a_subset(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--epochs", "1", "--no-progress", "--task-option", "grad_norm_subset=300"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "|grad f| (est., 300 examples)" in out and "grad_norm_subset" in out

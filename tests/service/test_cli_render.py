@@ -94,3 +94,17 @@ def test_connection_resolution(
         monkeypatch.setenv(name, value)
     c = Connection.resolve(*flags)
     assert (c.url, c.token) == expected
+
+
+def test_metrics_table_marks_a_gradient_norm_measured_on_a_subset() -> None:
+    from rich.console import Console
+
+    from service.cli.render import print_metrics
+
+    def table(**extra: Any) -> str:
+        console = Console(record=True, width=200)
+        print_metrics(console, [{"epoch": 1, "sfo": 100, "grad_norm": 0.5, **extra}])
+        return console.export_text()
+
+    assert "grad_norm (est., 300 examples)" in table(grad_norm_subset=300)
+    assert "est." not in table(grad_norm_subset=None) and "est." not in table()
