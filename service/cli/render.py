@@ -251,14 +251,16 @@ def print_metrics(console: Console, records: Sequence[Mapping[str, Any]]) -> Non
         return
     table = Table(title="per-epoch metrics")
     columns = ("epoch", "sfo", "batch_size", "lr", "train_loss", "grad_norm", "test_acc")
-    rows = [row.get("record") if isinstance(row.get("record"), Mapping) else row for row in records]
+    rows: list[Mapping[str, Any]] = []
+    for row in records:
+        record = row.get("record")
+        rows.append(record if isinstance(record, Mapping) else row)
     subset = next((r.get("grad_norm_subset") for r in rows if r.get("grad_norm_subset")), None)
     for column in columns:
         # an estimate on a fixed subset is never shown as the exact norm
         heading = f"grad_norm (est., {subset:,} examples)" if column == "grad_norm" and subset else column
         table.add_column(heading, justify="right")
     for record in rows:
-        assert isinstance(record, Mapping)
         table.add_row(
             *(
                 fmt_sfo(record.get(c)) if c in ("epoch", "sfo", "batch_size") else fmt_float(record.get(c))
