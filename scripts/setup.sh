@@ -28,6 +28,6 @@ $PIP install -q -e ".[dev]"
 # The example task plugins (examples/plugins/*), as an operator installs a plugin next to schedsearch; their
 # end-to-end test runs a job naming one. --no-deps: schedsearch and torch are already here.
 for plugin in examples/plugins/*/; do
-  $PIP install -q --no-deps --no-build-isolation -e "$plugin"
+  $PIP install -q --no-deps -e "$plugin"
 done
 echo "$want" > "$stamp"

@@ -60,17 +60,7 @@ def plugin() -> str:
         importlib.metadata.distribution("schedsearch-spirals")
     except importlib.metadata.PackageNotFoundError:
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--no-build-isolation",
-                "-e",
-                str(PLUGIN),
-            ],
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(PLUGIN)],
             check=True,
             timeout=300,
         )
