@@ -304,13 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from schedules.paper import paper_strategies
     from schedules.space import validate
-    from schedules.tasks import get_task
+    from schedules.tasks import get_definition
 
     validate(SPACE)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     trials = args.trials or (8 if args.quick else 24)
     epochs, target = args.epochs, args.target
-    n_train = get_task(TASK, {}, device="cpu").n_train
+    n_train = get_definition(TASK).training_size({})
     fixed = {
         "constant-b128": CONSTANT_BASELINE,
         **{k: v.to_json() for k, v in paper_strategies(max_epochs=epochs).items()},

@@ -1,17 +1,21 @@
-"""Training throughput: ``schedules.trainer.train`` against a plain PyTorch ``DataLoader`` loop.
+"""Training throughput: ``schedules.trainer.train`` on its in-memory and its streamed path, against a plain
+PyTorch ``DataLoader`` loop.
 
 The baseline is the loop as usually written (and as the paper's code is): a ``TensorDataset`` and a fresh
 ``DataLoader(shuffle=True)`` each epoch for the epoch's batch size, ``loss.item()`` every step, the optimizer
 stepping parameter by parameter, then a full-gradient pass through another ``DataLoader`` with the current
-batch size, accumulating ``.grad`` scaled by b/n, and a test pass with batch 100. Ours gathers batches by
-index
-from on-device tensors, syncs once per epoch and measures f and grad f in one large chunk.
+batch size, accumulating ``.grad`` scaled by b/n, and a test pass with batch 100. Ours, in memory ("ours"),
+gathers batches by index from on-device tensors, syncs once per epoch and measures f and grad f in one large
+chunk. Ours, streamed ("streamed"), is the same trainer on the same task with ``stream: true``: the data stay
+in a ``TensorDataset`` on the host and are read through one ``DataLoader`` whose batch sampler follows the
+batch plan (``num_workers`` from ``--num-workers``), as a task whose data do not fit on the device is read.
 
-Both run the same task, schedule, optimizer and seed, alternating in one process (ours, baseline, baseline,
-ours, ...), and the table reports the median SFO per second of each, the ratio, and the share of wall time
-spent in measurement passes. Results go to ``bench/results/trainer_throughput-<task>.json`` (the latest run).
+All three run the same task, schedule, optimizer and seed, alternating in one process (the order rotates each
+repeat), and the table reports the median SFO per second of each, the ratios ours/loader, streamed/ours and
+streamed/loader, and the share of wall time spent in measurement passes. Results go to
+``bench/results/trainer_throughput-<task>.json`` (the latest run).
 
-    python bench/trainer_throughput.py --quick          # < 2 minutes on 2 CPU cores
+    python bench/trainer_throughput.py --quick          # about 3 minutes on 2 CPU cores
     python bench/trainer_throughput.py --task digits-cnn
 """
 
@@ -32,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import code_version, machine, median, write_result
 from schedules.spec import Horizon, TrialSpec, batch_plan, total_steps
-from schedules.tasks import get_task
+from schedules.tasks.runtime import load_task
 from schedules.trainer import train
 
 
@@ -60,7 +64,7 @@ class PaperSGDM(torch.optim.Optimizer):
 
 def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
     """The usual hand-written loop; returns training SFO, wall seconds and seconds in measurement passes."""
-    task = get_task(spec.task.name, spec.task.options, device="cpu")
+    task = load_task(spec.task.name, spec.task.options, device="cpu")
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
     model = task.build_model()
@@ -73,8 +77,8 @@ def dataloader_loop(spec: TrialSpec) -> dict[str, float]:
     horizon = Horizon(epochs=spec.budget.max_epochs, n_train=task.n_train)
     plan = batch_plan(spec.schedule, horizon)
     big_t = total_steps(spec.schedule, horizon)
-    train_set = TensorDataset(task.x_train, task.y_train)
-    test_set = TensorDataset(task.x_test, task.y_test)
+    train_set = TensorDataset(task.train.x, task.train.y)
+    test_set = TensorDataset(task.test.x, task.test.y)
     gen = torch.Generator().manual_seed(spec.seed)
     n = task.n_train
     sfo = step = 0
@@ -128,7 +132,17 @@ def ours(spec: TrialSpec) -> dict[str, float]:
         "wall_s": s.wall_s,
         "measure_s": result.measure_s,
         "grad_norm": s.final_grad_norm if s.final_grad_norm is not None else math.nan,
+        "task_bytes": result.task_bytes,
     }
+
+
+def streamed_spec(spec: TrialSpec, num_workers: int) -> TrialSpec:
+    """The same trial with the task's data read through the streamed path."""
+    task = {
+        "name": spec.task.name,
+        "options": {**spec.task.options, "stream": True, "num_workers": num_workers},
+    }
+    return TrialSpec.from_json({**spec.to_json(), "task": task})
 
 
 def make_spec(task: str, batch: dict[str, Any], epochs: int, optimizer: str) -> TrialSpec:
@@ -145,19 +159,20 @@ def make_spec(task: str, batch: dict[str, Any], epochs: int, optimizer: str) -> 
 
 
 def cases(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], int]]:
-    sizes = [8, 32, 128, 512, 4096] if args.quick else [2**k for k in range(3, 13)]
+    sizes = args.batches or ([8, 32, 128, 512, 4096] if args.quick else [2**k for k in range(3, 13)])
     rows: list[tuple[str, dict[str, Any], int]] = [
         (f"constant b={b}", {"family": "constant", "b0": b}, args.epochs) for b in sizes
     ]
     # the paper's growing batch, 8 -> 4096 (x2 per stage), one stage per `interval` epochs
     interval = 1 if args.quick else 2
-    rows.append(
-        (
-            "exp_growth 8->4096",
-            {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": interval},
-            10 * interval,
+    if not args.batches:
+        rows.append(
+            (
+                "exp_growth 8->4096",
+                {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": interval},
+                10 * interval,
+            )
         )
-    )
     return rows
 
 
@@ -169,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimizer", default="nshb", choices=["shb", "nshb", "sgd"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per constant-batch case")
     parser.add_argument("--repeats", type=int, default=None, help="runs of each side per case")
-    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (< 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (about 3 minutes)")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", help="constant batch sizes to run (default: a sweep, plus growth)"
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers of the streamed path (default 0)"
+    )
     parser.add_argument(
         "--baseline-threads",
         type=int,
@@ -186,25 +207,31 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(
         f"task={args.task} optimizer={args.optimizer} repeats={repeats} torch={torch.__version__} "
-        f"baseline threads={torch.get_num_threads()}",
+        f"baseline threads={torch.get_num_threads()} streamed num_workers={args.num_workers}",
         flush=True,
     )
     header = (
-        f"{'case':<22}{'ours SFO/s':>12}{'loader SFO/s':>14}{'ratio':>8}"
-        f"{'ours meas%':>12}{'loader meas%':>14}"
+        f"{'case':<22}{'ours SFO/s':>12}{'streamed SFO/s':>16}{'loader SFO/s':>14}{'ours/loader':>13}"
+        f"{'streamed/ours':>15}{'streamed/loader':>17}"
+        f"{'ours meas%':>12}{'str. meas%':>12}{'loader meas%':>14}"
     )
     print(header)
     print("-" * len(header))
     # warm-up: the first autograd pass and thread-pool start-up cost ~1 s once per process
     warm = make_spec(args.task, {"family": "constant", "b0": 64}, 1, args.optimizer)
-    ours(warm)
+    task_bytes = ours(warm)["task_bytes"]
+    ours(streamed_spec(warm, args.num_workers))
     dataloader_loop(warm)
+    sides: list[tuple[str, Any]] = [
+        ("ours", ours),
+        ("streamed", lambda spec: ours(streamed_spec(spec, args.num_workers))),
+        ("loader", dataloader_loop),
+    ]
     for label, batch, epochs in cases(args):
         spec = make_spec(args.task, batch, epochs, args.optimizer)
-        runs: dict[str, list[dict[str, float]]] = {"ours": [], "loader": []}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
         for r in range(repeats):
-            order = [("ours", ours), ("loader", dataloader_loop)]
-            for name, fn in order if r % 2 == 0 else order[::-1]:
+            for name, fn in sides[r % 3 :] + sides[: r % 3]:
                 runs[name].append(fn(spec))
         summary: dict[str, Any] = {"case": label, "batch": batch, "epochs": epochs}
         for name, results in runs.items():
@@ -215,16 +242,28 @@ def main(argv: list[str] | None = None) -> int:
                 "sfo": results[0]["sfo"],
                 "final_grad_norm": results[0]["grad_norm"],
             }
-        summary["ratio"] = summary["ours"]["sfo_per_s"] / summary["loader"]["sfo_per_s"]
+        speed = {name: summary[name]["sfo_per_s"] for name in runs}
+        summary["ratio"] = speed["ours"] / speed["loader"]
+        summary["streamed_vs_ours"] = speed["streamed"] / speed["ours"]
+        summary["streamed_vs_loader"] = speed["streamed"] / speed["loader"]
         rows.append(summary)
         print(
-            f"{label:<22}{summary['ours']['sfo_per_s']:>12,.0f}{summary['loader']['sfo_per_s']:>14,.0f}"
-            f"{summary['ratio']:>7.2f}x{100 * summary['ours']['measure_share']:>11.1f}%"
+            f"{label:<22}{speed['ours']:>12,.0f}{speed['streamed']:>16,.0f}{speed['loader']:>14,.0f}"
+            f"{summary['ratio']:>12.2f}x{summary['streamed_vs_ours']:>14.2f}x"
+            f"{summary['streamed_vs_loader']:>16.2f}x"
+            f"{100 * summary['ours']['measure_share']:>11.1f}%"
+            f"{100 * summary['streamed']['measure_share']:>11.1f}%"
             f"{100 * summary['loader']['measure_share']:>13.1f}%",
             flush=True,
         )
-    ratios = [row["ratio"] for row in rows]
-    print(f"ratio: min {min(ratios):.2f}x, median {median(ratios):.2f}x, max {max(ratios):.2f}x")
+    for key, what in (
+        ("ratio", "ours/loader"),
+        ("streamed_vs_ours", "streamed/ours"),
+        ("streamed_vs_loader", "streamed/loader"),
+    ):
+        values = [row[key] for row in rows]
+        print(f"{what}: min {min(values):.2f}x, median {median(values):.2f}x, max {max(values):.2f}x")
+    print(f"task tensors on the device (in memory): {task_bytes:,} bytes; streamed: 0")
     path = write_result(
         f"trainer_throughput-{args.task}",
         {
@@ -233,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "repeats": repeats,
             "baseline_threads": torch.get_num_threads(),
+            "num_workers": args.num_workers,
+            "task_bytes": task_bytes,
             "rows": rows,
             "machine": machine(),
             "code_version": code_version(),

@@ -18,6 +18,7 @@ STOP_REASONS: tuple[str, ...] = ("max_epochs", "max_sfo", "target", "diverged", 
 def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
+
 def _json_safe(record: Any) -> dict[str, Any]:
     """A dataclass as a JSON-safe dict: non-finite floats become None."""
     out = asdict(record)
@@ -41,7 +42,11 @@ class EpochRecord:
     """One completed epoch. ``epoch`` is 1-based (completed epochs); ``step`` and ``sfo`` are cumulative;
     ``lr`` and ``batch_size`` are those of the epoch's last step; ``train_loss`` is the running mean of the
     mini-batch losses; ``full_loss`` is f(theta) and ``grad_norm`` the unsquared exact-mean gradient norm,
-    both from the measurement pass at the epoch end."""
+    both from the measurement pass at the epoch end. ``grad_norm_subset`` is None when that pass covered the
+    whole training set (exact), else the size of the fixed, seeded subset it covered: ``full_loss`` and
+    ``grad_norm`` are then estimates. ``test_acc`` is None for tasks without an accuracy (regression,
+    language models). ``tokens`` is the cumulative count of training tokens for sequence tasks (sfo times the
+    tokens in one example), else None."""
 
     epoch: int
     step: int
@@ -55,6 +60,8 @@ class EpochRecord:
     test_acc: float | None
     measure_sfo: int = 0
     wall_s: float = 0.0
+    grad_norm_subset: int | None = None
+    tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe: non-finite floats (a diverged run) become None."""
@@ -73,7 +80,9 @@ class EpochRecord:
 class TrialSummary:
     """What the service reports for one trial. ``*_to_target`` are None when the target was never reached
     (checked at epoch ends). ``decay_exponent`` is the least-squares slope of log grad_norm against log sfo
-    over epochs with sfo > 0 and a finite positive norm (None with fewer than two such epochs)."""
+    over epochs with sfo > 0 and a finite positive norm (None with fewer than two such epochs).
+    ``grad_norm_subset`` is the records' (None: every norm is exact); ``total_tokens`` the last record's
+    ``tokens``."""
 
     status: str  # one of STATUSES
     stop_reason: str  # one of STOP_REASONS
@@ -89,6 +98,8 @@ class TrialSummary:
     measure_sfo: int
     wall_s: float
     initial_grad_norm: float | None = None
+    grad_norm_subset: int | None = None
+    total_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _json_safe(self)
@@ -159,4 +170,6 @@ def summarize(
         measure_sfo=last.measure_sfo if last else 0,
         wall_s=wall_s if wall_s is not None else (last.wall_s if last else 0.0),
         initial_grad_norm=_finite_or_none(initial_grad_norm),
+        grad_norm_subset=last.grad_norm_subset if last else None,
+        total_tokens=last.tokens if last else None,
     )

@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip"
 stamp="$VENV/.schedsearch-installed"
-want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+want="$(cat pyproject.toml examples/plugins/*/pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -25,4 +25,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 $PIP install -q -e ".[dev]"
+# The example task plugins (examples/plugins/*), as an operator installs a plugin next to schedsearch; their
+# end-to-end test runs a job naming one. --no-deps: schedsearch and torch are already here.
+for plugin in examples/plugins/*/; do
+  $PIP install -q --no-deps -e "$plugin"
+done
 echo "$want" > "$stamp"

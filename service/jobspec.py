@@ -6,7 +6,8 @@ expands baselines with :func:`expand_baselines`.
 Validation has two phases, both reported as one pydantic ``ValidationError`` whose ``loc`` names the field:
 
 1. structure (pydantic models below: types, ranges, unknown keys);
-2. meaning (:func:`check_job_spec`): task options against the task's option schema, every space candidate and
+2. meaning (:func:`check_job_spec`): the task name and options against the task's one definition in the
+   catalogue (``schedules.tasks``, torch-free), every space candidate and
    baseline through the ``schedules`` spec (a ``SpecError``'s dotted ``field`` becomes the rest of the loc),
    ``grid`` search only over discrete distributions, budget consistency.
 
@@ -15,7 +16,6 @@ Validation has two phases, both reported as one pydantic ``ValidationError`` who
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -56,82 +55,17 @@ class _Strict(BaseModel):
 # ----------------------------------------------------------------------------------------------- tasks
 
 
-class DigitsOptions(_Strict):
-    """Mirrors ``schedules.tasks.digits.DigitsOptions`` (that module imports torch)."""
-
-    test_fraction: float = Field(default=0.25, ge=0.05, le=0.5, description="Share held out for testing.")
-    split_seed: int = Field(default=0, ge=0, description="Seed of the fixed stratified split.")
-    hidden: int = Field(default=128, ge=1, le=4096, description="MLP width / CNN channels.")
-    depth: int = Field(default=1, ge=0, le=8, description="Hidden layers of the MLP.")
-
-
-class SyntheticLogregOptions(_Strict):
-    """Mirrors ``schedules.tasks.synthetic.SyntheticOptions``."""
-
-    n: int = Field(default=4096, ge=1, le=10_000_000, description="Training examples.")
-    n_test: int = Field(default=1024, ge=1, le=10_000_000, description="Test examples.")
-    d: int = Field(default=32, ge=1, le=10_000_000, description="Features.")
-    label_noise: float = Field(default=0.1, ge=0.0, le=0.5, description="Share of flipped labels.")
-    seed: int = Field(default=0, ge=0, description="Seed of the generated data.")
-
-
-class CifarOptions(_Strict):
-    """Mirrors ``schedules.tasks.cifar.CifarOptions``."""
-
-    data_root: str | None = Field(default=None, description="Folder of the CIFAR pickles on the workers.")
-    folder: str | None = Field(default=None, description="Dataset folder name; default the standard one.")
-    subset: int | None = Field(default=None, ge=1, description="Use only this many training images.")
-    test_subset: int | None = Field(default=None, ge=1, description="Use only this many test images.")
-    width: int = Field(default=64, ge=1, le=512, description="ResNet-18 base width.")
-    measure_chunk: int = Field(default=1000, ge=1, description="Examples per gradient-norm chunk.")
-
-    @field_validator("data_root", "folder")
-    @classmethod
-    def _no_traversal(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # The service passes these to the workers; '..' or an absolute folder would let a job pick any path
-        # there (the workers check again against SCHEDSEARCH_DATA_ROOT, see schedules.tasks.cifar).
-        if value is None:
-            return value
-        problem = path_problem(value, absolute_ok=info.field_name == "data_root")
-        if problem:
-            raise _err("path_traversal", f"task.options.{info.field_name} {problem}, got {value!r}")
-        return value
-
-
-def path_problem(value: str, *, absolute_ok: bool) -> str | None:
-    """Why ``value`` may not name a path under the data root, or None when it may."""
-    if "\x00" in value or not value.strip():
-        return "must be a non-empty path without NUL characters"
-    parts = value.replace("\\", "/").split("/")
-    if ".." in parts:
-        return "must not contain '..'"
-    if not absolute_ok and (value.startswith(("/", "\\", "~")) or ":" in parts[0]):
-        return "must be a path relative to the data root"
-    return None
-
-
-# The registered task names with their option schemas. They must be known without importing torch
-# (``schedules.tasks`` imports it), so they mirror ``schedules.tasks.TASKS``; a test keeps the two in sync.
-TASK_OPTIONS: dict[str, type[_Strict]] = {
-    "digits-mlp": DigitsOptions,
-    "digits-cnn": DigitsOptions,
-    "synthetic-logreg": SyntheticLogregOptions,
-    "cifar10-resnet18": CifarOptions,
-    "cifar100-resnet18": CifarOptions,
-}
-TASK_NAMES: tuple[str, ...] = tuple(TASK_OPTIONS)
-
-
 class TaskSpec(_Strict):
-    name: str = Field(description=f"One of {', '.join(TASK_NAMES)}.", examples=["digits-mlp"])
-    options: dict[str, Any] = Field(default_factory=dict, description="Task options (see the task's schema).")
+    """A task by catalogue name with its options. The name and options are checked against the task's one
+    definition (``schedules.tasks``, torch-free) in phase 2, so a stored spec still parses where the task is
+    not installed (the driver then fails the job with one sentence saying so)."""
 
-    @field_validator("name")
-    @classmethod
-    def _known_task(cls, value: str) -> str:
-        if value not in TASK_OPTIONS:
-            raise _err("unknown_task", f"task.name must be one of {', '.join(TASK_NAMES)}, got {value!r}")
-        return value
+    name: str = Field(
+        min_length=1, max_length=200, description="A task from GET /v1/tasks.", examples=["digits-mlp"]
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Task options (GET /v1/tasks lists each task's options)."
+    )
 
 
 # ----------------------------------------------------------------------------------------------- the rest
@@ -351,18 +285,7 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
     from schedules.space import validate as validate_candidate
     from schedules.spec import Schedule, SpecError
 
-    errors: list[InitErrorDetails] = []
-    try:
-        TASK_OPTIONS[spec.task.name].model_validate(spec.task.options)
-    except ValidationError as exc:
-        for err in exc.errors():
-            errors.append(
-                InitErrorDetails(
-                    type=_err(err["type"], f"task.options for {spec.task.name}: {err['msg']}"),
-                    loc=("task", "options", *err["loc"]),
-                    input=err.get("input"),
-                )
-            )
+    errors: list[InitErrorDetails] = check_task(spec.task)
     for i, candidate in enumerate(spec.space):
         body = candidate.model_dump()
         try:
@@ -420,13 +343,39 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
     return errors
 
 
+def check_task(task: TaskSpec) -> list[InitErrorDetails]:
+    """The task's name against the installed catalogue and its options against the task's definition (one
+    error naming ``task.name`` or ``task.options.<name>``, the value and what is valid)."""
+    from schedules.spec import SpecError
+    from schedules.tasks import get_definition
+
+    try:
+        get_definition(task.name).validate(task.options)
+    except SpecError as exc:
+        return [_spec_error_details(exc, (), "task")]
+    return []
+
+
 def check_data_root(spec: JobSpec, root: Path | None) -> list[InitErrorDetails]:
-    """An explicit ``task.options.data_root`` must lie inside the server's data root (``Settings.data_root``,
-    the workers' ``SCHEDSEARCH_DATA_ROOT``); without a configured root a job may not choose one."""
+    """A task that reads files under the data root (``TaskDefinition.needs_data_root``) is refused when the
+    server has none (``Settings.data_root``, the workers' ``SCHEDSEARCH_DATA_ROOT``): it could only fail on
+    the workers. An explicit ``task.options.data_root`` must lie inside the server's root."""
+    from schedules.spec import SpecError
+    from schedules.tasks import get_definition
+
+    try:
+        needs_root = get_definition(spec.task.name).needs_data_root
+    except SpecError:
+        return []  # check_task reports the unknown task
     data_root = spec.task.options.get("data_root")
-    if data_root is None:
+    if data_root is None and not (needs_root and root is None):
         return []
-    if root is None:
+    if root is None and data_root is None:
+        problem = (
+            f"must name the folder of the data, but task {spec.task.name} reads its data under the server's "
+            "data root and this server has none: set SCHEDSEARCH_DATA_ROOT on the API and the workers"
+        )
+    elif root is None:
         problem = "cannot be chosen by a job: the server has no SCHEDSEARCH_DATA_ROOT; leave it unset"
     elif not (
         str(data_root).startswith("/")  # the workers resolve a relative one against their cwd, not the root
@@ -435,14 +384,31 @@ def check_data_root(spec: JobSpec, root: Path | None) -> list[InitErrorDetails]:
         problem = f"must be an absolute path inside the server's data root {root.as_posix()}"
     else:
         return []
+    shown = "" if data_root is None else f", got {data_root!r}"
     return [
         InitErrorDetails(
-            type=_err("path_traversal", f"task.options.data_root {problem}, got {data_root!r}"),
+            type=_err("data_root", f"task.options.data_root {problem}{shown}"),
             loc=("task", "options", "data_root"),
-            input=str(data_root),
+            input=None if data_root is None else str(data_root),
         )
     ]
 
+
+def known_n_train(task: TaskSpec) -> int | None:
+    """n for the task's options from its definition (no data loaded), or None when the definition cannot
+    know it before loading, the task is not installed here or the options are invalid (a stored job whose
+    task has since gone must still read)."""
+    from schedules.spec import SpecError
+    from schedules.tasks import get_definition
+
+    try:
+        return get_definition(task.name).training_size(task.options)
+    except SpecError:
+        return None
+
+
+#: n_train of the plan check for a task whose size is known only once its data is loaded.
+UNKNOWN_N_TRAIN = 2**31 - 1
 
 #: Epoch evaluations the whole-budget check may spend on a job's search space (about a second of CPU).
 PLAN_CHECK_EPOCHS = 300_000
@@ -455,7 +421,10 @@ def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
     from schedules.plancheck import check_candidate_plans, check_plans
     from schedules.spec import Horizon, Schedule, SpecError
 
-    horizon = Horizon(epochs=spec.budget.max_epochs, n_train=task_n_train(spec.task))
+    n_train = known_n_train(spec.task)
+    # A task that knows its size only once loaded: check growth and LRs against a training set so large that
+    # b0 <= n_train always holds (the trainer clips batches to the loaded n).
+    horizon = Horizon(epochs=spec.budget.max_epochs, n_train=n_train or UNKNOWN_N_TRAIN)
     errors: list[InitErrorDetails] = []
     # Each point costs a few passes over max_epochs; the budget keeps a 64-candidate, 10,000-epoch job to a
     # few seconds (the smaller jobs get every corner checked).
@@ -504,22 +473,6 @@ def fixed_schedules(spec: JobSpec) -> list[NamedSchedule]:
     return out
 
 
-DIGITS_EXAMPLES = 1797  # scikit-learn's digits
-CIFAR_TRAIN = 50_000
-
-
-def task_n_train(task: TaskSpec) -> int:
-    """Training-set size of a task, from its options (the theory check's horizon; batches clip to it)."""
-    options = TASK_OPTIONS[task.name].model_validate(task.options)
-    if isinstance(options, DigitsOptions):
-        return DIGITS_EXAMPLES - math.ceil(DIGITS_EXAMPLES * options.test_fraction)
-    if isinstance(options, SyntheticLogregOptions):
-        return options.n
-    if isinstance(options, CifarOptions) and options.subset is not None:
-        return min(options.subset, CIFAR_TRAIN)
-    return CIFAR_TRAIN
-
-
 def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = None) -> list[dict[str, Any]]:
     """The theory check of every fixed schedule; one entry per schedule that has something to say."""
     from schedules.spec import Schedule
@@ -533,7 +486,7 @@ def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = N
             optimizer=spec.optimizer.name,
             momentum=momentum,
             max_epochs=spec.budget.max_epochs,
-            n_train=task_n_train(spec.task),
+            n_train=known_n_train(spec.task),
         ).to_json()
         if report.get("warnings") or report.get("violations"):
             out.append({"schedule": named.name, **report})

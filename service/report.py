@@ -28,6 +28,7 @@ ROW_FIELDS = (
     "decay_exponent",
     "total_sfo",
     "wall_s",
+    "grad_norm_subset",  # null: the norms above are exact; k: measured on a fixed subset of k examples
 )
 
 
@@ -78,7 +79,7 @@ def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
     """The theory check of one schedule with the job's optimizer; None if it cannot be checked."""
     from schedules.spec import Schedule
     from schedules.theory import check
-    from service.jobspec import TaskSpec, task_n_train
+    from service.jobspec import TaskSpec, known_n_train
 
     optimizer = job.spec.get("optimizer", {})
     momentum = optimizer.get("momentum", 0.9)
@@ -88,7 +89,7 @@ def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
             optimizer=optimizer.get("name", "nshb"),
             momentum=momentum if isinstance(momentum, int | float) else None,
             max_epochs=job.spec.get("budget", {}).get("max_epochs"),
-            n_train=task_n_train(TaskSpec.model_validate(job.spec.get("task", {}))),
+            n_train=known_n_train(TaskSpec.model_validate(job.spec.get("task", {}))),
         )
     except Exception as exc:  # an unusual stored schedule gives a note, not a 500
         return {"error": f"theory check failed: {exc}"}

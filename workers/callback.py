@@ -21,32 +21,21 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
+from schedules.metrics import EpochRecord
 from service.storage.states import TrialStatus
 from workers.store import JobStore, TrialUpdate
 
 logger = logging.getLogger(__name__)
 
-# Keys of a Tune result that are per-epoch trainer metrics (schedules.metrics.EpochRecord) and get stored.
-RECORD_KEYS = (
-    "epoch",
-    "step",
-    "sfo",
-    "lr",
-    "batch_size",
-    "train_loss",
-    "full_loss",
-    "grad_norm",
-    "test_loss",
-    "test_acc",
-    "measure_sfo",
-    "wall_s",
-)
+# Keys of a Tune result that are per-epoch trainer metrics and get stored: the fields of the EpochRecord, so
+# a field added there is stored without a second list to keep in step.
+RECORD_KEYS = tuple(f.name for f in fields(EpochRecord))
 
 
 def trial_key(trial: Any) -> str:
@@ -181,7 +170,7 @@ class ResultsWriter(Callback):
 
     def _partial_summary(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The trial summary of a trial stopped early, from the epochs it reported."""
-        from schedules.metrics import EpochRecord, summarize
+        from schedules.metrics import summarize
 
         try:
             epochs = [EpochRecord.from_json(r) for r in records]

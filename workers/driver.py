@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from schedules.spec import SpecError
 from service.jobspec import JobSpec, expand_baselines
 from service.objectives import OBJECTIVES
 from service.settings import Settings
@@ -166,17 +167,43 @@ def _redact(url: str) -> str:
 # ------------------------------------------------------------------------------------------- running
 
 
-def _sfo_per_epoch(spec: JobSpec) -> float:
-    """n_train of the task (SFO of one full epoch), computed on a worker so the driver stays torch-free."""
-    import ray
+WORKERS = "on the Ray workers"
 
-    @ray.remote(num_cpus=0)
-    def n_train(name: str, options: dict[str, Any]) -> int:
-        from schedules.tasks import get_task
 
-        return int(get_task(name, options, device="cpu").n_train)
+def task_n_train(spec: JobSpec) -> int | None:
+    """n of the job's task from its definition as installed here (the driver runs in the workers' image), or
+    None when the definition knows it only once the data is loaded. Raises ``SpecError`` (one sentence) when
+    the task is not installed here, its plugin is broken, or its options no longer fit its definition."""
+    from schedules.tasks import catalogue
 
-    return float(ray.get(n_train.remote(spec.task.name, dict(spec.task.options))))
+    definition = catalogue().require(spec.task.name, where=WORKERS)
+    return definition.training_size(spec.task.options)
+
+
+@dataclass(frozen=True)
+class SfoBudget:
+    """What one trial may spend, for ASHA's rungs and the objective's penalty: ``cap_sfo`` (per trial) and
+    ``per_epoch`` (SFO of one full epoch); both None when neither ``budget.max_sfo`` nor n is known before
+    the data is loaded, and then ``note`` says what the driver does instead."""
+
+    cap_sfo: float | None
+    per_epoch: float | None
+    note: str | None = None
+
+
+def sfo_budget(*, max_epochs: int, max_sfo: int | None, n_train: int | None) -> SfoBudget:
+    """Per-trial SFO budget from the job's budget and the task's n (``task_n_train``)."""
+    if max_sfo is not None:
+        return SfoBudget(cap_sfo=float(max_sfo), per_epoch=max_sfo / max_epochs)
+    if n_train is not None:
+        return SfoBudget(cap_sfo=float(n_train * max_epochs), per_epoch=float(n_train))
+    return SfoBudget(
+        cap_sfo=None,
+        per_epoch=None,
+        note="the task's training-set size is known only once its data is loaded and budget.max_sfo is "
+        "unset: early stopping is off, and each trial takes its SFO cap from its first epoch "
+        "(set budget.max_sfo to enable early stopping)",
+    )
 
 
 def _unplaceable(spec: JobSpec) -> str | None:
@@ -262,6 +289,11 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         return JobStatus.CANCELLED.value
     store.mark_running()
     spec = JobSpec.model_validate(job.spec)
+    try:
+        n_train = task_n_train(spec)
+    except SpecError as exc:  # the API accepted a task these workers cannot run: say so in one sentence
+        store.finish_job(JobStatus.FAILED, error=str(exc), message="task unavailable on the workers")
+        return JobStatus.FAILED.value
     plan = plan_job(spec, store.trials())
     store.progress(trials_total=plan.trials_total)
     store.event(
@@ -286,10 +318,9 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         store.event("resources_unavailable", unplaceable)
         logger.warning("job %s: %s", job_id, unplaceable)
     direction = OBJECTIVES[spec.objective][1]
-    per_epoch = _sfo_per_epoch(spec) if spec.budget.max_sfo is None else 0.0
-    cap_sfo = float(spec.budget.max_sfo or per_epoch * spec.budget.max_epochs)
-    if per_epoch == 0.0:
-        per_epoch = cap_sfo / spec.budget.max_epochs
+    budget = sfo_budget(max_epochs=spec.budget.max_epochs, max_sfo=spec.budget.max_sfo, n_train=n_train)
+    if budget.note:
+        store.event("early_stopping_off", budget.note)
 
     inner = None
     study_name = f"schedsearch-job-{job_id}"
@@ -336,7 +367,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             "stop_at_target": spec.target.stop_at_target,
             "seed": spec.search.seed,
             "objective": spec.objective,
-            "cap_sfo": cap_sfo,
+            "cap_sfo": budget.cap_sfo,
         }
         resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
         trainable = tune.with_resources(tune.with_parameters(run_trial, base=base), resources)
@@ -347,9 +378,9 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent),
                 scheduler=make_scheduler(
-                    early_stopping=spec.search.early_stopping,
-                    max_t=cap_sfo,
-                    per_epoch=per_epoch,
+                    early_stopping=spec.search.early_stopping and budget.cap_sfo is not None,
+                    max_t=budget.cap_sfo or 0.0,
+                    per_epoch=budget.per_epoch or 0.0,
                     n_search=plan.n_search,
                 ),
                 num_samples=plan.num_samples,

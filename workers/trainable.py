@@ -47,20 +47,33 @@ class ObjectiveTracker:
     rejects NaN). For ``sfo_to_target`` a trial that has not reached the target yet gets a penalty above any
     reachable value that still orders trials by how close they came: ``2 * cap * (1 + log10(min_norm /
     target))``, where ``cap`` is the per-trial SFO budget. Diverged trials get ``100 * cap``.
+
+    ``cap_sfo=None`` (the driver knows neither ``budget.max_sfo`` nor n before the data is loaded): the cap is
+    taken from the first record as its SFO per epoch times ``max_epochs`` (each full epoch spends n); a trial
+    that fails before its first epoch gets ``100 * UNKNOWN_CAP``, worse than any other.
     """
 
-    def __init__(self, objective: str, target: float, cap_sfo: float) -> None:
+    UNKNOWN_CAP = 1e15
+
+    def __init__(
+        self, objective: str, target: float, cap_sfo: float | None, *, max_epochs: int | None = None
+    ) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        if cap_sfo is None and max_epochs is None:
+            raise ValueError("ObjectiveTracker needs cap_sfo or max_epochs to derive it")
         self.objective = objective
         self.target = target
-        self.cap = max(float(cap_sfo), 1.0)
+        self.cap: float | None = None if cap_sfo is None else max(float(cap_sfo), 1.0)
+        self.max_epochs = max_epochs
         self.reached_sfo: float | None = None
         self.min_norm = math.inf
         self.best_acc = 0.0
         self.diverged = False
 
     def update(self, record: Mapping[str, Any]) -> float:
+        if self.cap is None and self.max_epochs is not None and int(record.get("epoch") or 0) > 0:
+            self.cap = max(float(record["sfo"]) / int(record["epoch"]) * self.max_epochs, 1.0)
         norm = _finite(record.get("grad_norm"))
         if norm is None:
             self.diverged = True
@@ -80,9 +93,10 @@ class ObjectiveTracker:
             return last_norm if last_norm is not None else 1e30
         if self.reached_sfo is not None:
             return self.reached_sfo
+        cap = self.cap if self.cap is not None else self.UNKNOWN_CAP
         if self.diverged or not math.isfinite(self.min_norm):
-            return 100.0 * self.cap
-        return 2.0 * self.cap * (1.0 + math.log10(max(self.min_norm / self.target, 1.0)))
+            return 100.0 * cap
+        return 2.0 * cap * (1.0 + math.log10(max(self.min_norm / self.target, 1.0)))
 
 
 def trial_spec_json(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,6 +112,19 @@ def trial_spec_json(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[
     }
 
 
+def trial_error(exc: BaseException) -> str:
+    """The error text a failed trial stores: one sentence for a spec the trial cannot run (a ``SpecError``:
+    an unknown or unavailable task, options that do not fit it), the exception and a short traceback for a
+    bug."""
+    from schedules.spec import SpecError
+
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if isinstance(exc, SpecError):
+        return str(exc)[-4000:]
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
+    return f"{text}\n{tb}"[-4000:]
+
+
 def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> None:
     """The function Tune runs (through ``tune.with_parameters(run_trial, base=...)``)."""
     import ray
@@ -105,7 +132,13 @@ def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> Non
 
     assert base is not None, "run_trial needs base= through tune.with_parameters"
     node_id = ray.get_runtime_context().get_node_id()
-    tracker = ObjectiveTracker(base["objective"], float(base["target"]), float(base["cap_sfo"]))
+    cap = base["cap_sfo"]
+    tracker = ObjectiveTracker(
+        base["objective"],
+        float(base["target"]),
+        None if cap is None else float(cap),
+        max_epochs=int(base["max_epochs"]),
+    )
     last: dict[str, Any] = {"epoch": 0, "sfo": 0, "step": 0}
     started = time.perf_counter()
 
@@ -116,19 +149,20 @@ def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> Non
 
     try:
         from schedules.spec import TrialSpec
+        from schedules.tasks import catalogue
         from schedules.trainer import train
 
-        result = train(TrialSpec.from_json(trial_spec_json(config, base)), report=report)
+        spec = TrialSpec.from_json(trial_spec_json(config, base))
+        catalogue().require(spec.task.name, where=f"on the Ray worker node {node_id[:12]}")
+        result = train(spec, report=report)
     except Exception as exc:  # a trial that raises is a failed trial, not a Ray failure
-        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        tb = traceback.format_exc(limit=8)
         tune.report(
             {
                 **last,
                 "objective": tracker.value(),
                 "node_id": node_id,
                 "final": True,
-                "error": f"{text}\n{tb}"[-4000:],
+                "error": trial_error(exc),
                 "train_wall_s": time.perf_counter() - started,
             }
         )

@@ -1,33 +1,31 @@
-"""``cifar10-resnet18`` and ``cifar100-resnet18``: the paper's setting (paper-notes §3.1).
+"""Loaders of ``cifar10-resnet18`` and ``cifar100-resnet18``: the paper's setting (paper-notes §3.1).
 
-Reads the standard CIFAR python-pickle folder (``cifar-10-batches-py`` or ``cifar-100-python``) under a data
-root: the ``data_root`` option, defaulting to the ``SCHEDSEARCH_DATA_ROOT`` environment variable.
-``folder`` is relative to the root and may not leave it; when the environment variable is set, an explicit
-``data_root`` must
-lie inside it (the service passes user options through, so a job must not choose arbitrary server paths). The
-pickles are read with an unpickler that only admits the numpy array types CIFAR files contain.
+Reads the standard CIFAR python-pickle folder (``cifar-10-batches-py`` or ``cifar-100-python``) under the data
+root (``schedules.tasks.definition.resolve_data_path``: the ``data_root`` option, defaulting to
+``SCHEDSEARCH_DATA_ROOT``; ``folder`` is relative to the root and may not leave it). The pickles are read with
+an unpickler that only admits the numpy array types CIFAR files contain.
 
-Images are normalised with the dataset's mean and std and kept on the device as float32. No augmentation: the
-trainer measures the clean objective (paper-notes §6.2). ``subset`` keeps the first n training images.
+Images are normalised with the dataset's mean and std: on the device as float32 (the default), or per batch
+on the host when ``stream`` is set (the uint8 images stay in host memory, a quarter of the float size). No
+augmentation: the trainer measures the clean objective (paper-notes §6.2). ``subset`` keeps the first n
+training images.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
-from schedules.tasks.base import Task, parse_options
+from schedules.tasks.definition import resolve_data_path
 from schedules.tasks.models import resnet18
-
-DATA_ROOT_ENV = "SCHEDSEARCH_DATA_ROOT"
+from schedules.tasks.runtime import DatasetData, Examples, Task, TensorData, batch_as_is
 
 _LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
@@ -47,28 +45,6 @@ _ALLOWED_GLOBALS = {
 }
 
 
-@dataclass(frozen=True)
-class CifarOptions:
-    data_root: str | None = None
-    folder: str | None = None  # default: the standard folder name for the dataset
-    subset: int | None = None
-    test_subset: int | None = None
-    width: int = 64
-    measure_chunk: int = 1000
-
-    def __post_init__(self) -> None:
-        for key in ("subset", "test_subset"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ValueError(f"task.options.{key} must be >= 1 or null, got {key}={value}")
-        if not 1 <= self.width <= 512:
-            raise ValueError(f"task.options.width must be in [1, 512], got width={self.width}")
-        if self.measure_chunk < 1:
-            raise ValueError(
-                f"task.options.measure_chunk must be >= 1, got measure_chunk={self.measure_chunk}"
-            )
-
-
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
@@ -86,23 +62,9 @@ def _read(path: Path) -> dict[bytes, Any]:
     return data
 
 
-def resolve_folder(classes: int, opts: CifarOptions) -> Path:
-    env_root = os.environ.get(DATA_ROOT_ENV)
-    root_text = opts.data_root or env_root
-    if not root_text:
-        raise ValueError(
-            f"task.options.data_root is not set and {DATA_ROOT_ENV} is empty: "
-            "give the folder that holds the CIFAR python-pickle directory"
-        )
-    root = Path(root_text).resolve()
-    if opts.data_root and env_root and not root.is_relative_to(Path(env_root).resolve()):
-        raise ValueError(
-            f"task.options.data_root must lie inside {DATA_ROOT_ENV}, got data_root={opts.data_root!r}"
-        )
-    folder = opts.folder or _LAYOUT[classes][0]
-    path = (root / folder).resolve()
-    if Path(folder).is_absolute() or not path.is_relative_to(root):
-        raise ValueError(f"task.options.folder must stay inside the data root, got folder={folder!r}")
+def resolve_folder(classes: int, options: Mapping[str, Any]) -> Path:
+    folder = options.get("folder") or _LAYOUT[classes][0]
+    path = resolve_data_path(options, folder)
     if not path.is_dir():
         raise ValueError(f"task.options.folder: no CIFAR folder {folder!r} under the data root")
     return path
@@ -127,40 +89,66 @@ def _load_arrays(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray, np.n
     return x_tr, y_tr, x_te, y_te
 
 
-def _to_device(x: np.ndarray, classes: int, device: torch.device) -> torch.Tensor:
-    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in _STATS[classes])
-    return (torch.from_numpy(x).to(device).float() / 255.0 - mean) / std
+def _normalise(x: torch.Tensor, classes: int) -> torch.Tensor:
+    """uint8 images (..., 3, 32, 32) to float32 normalised with the dataset's mean and std."""
+    mean, std = (torch.tensor(v, device=x.device).view(3, 1, 1) for v in _STATS[classes])
+    return (x.float() / 255.0 - mean) / std
 
 
-def _cifar(classes: int, options: Mapping[str, Any] | None, device: torch.device) -> Task:
-    name = f"cifar{classes}-resnet18"
-    opts = parse_options(CifarOptions, options, name)
-    x_tr, y_tr, x_te, y_te = _load_arrays(resolve_folder(classes, opts), classes)
-    if opts.subset is not None:
-        x_tr, y_tr = x_tr[: opts.subset], y_tr[: opts.subset]
-    if opts.test_subset is not None:
-        x_te, y_te = x_te[: opts.test_subset], y_te[: opts.test_subset]
+class CifarImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """uint8 CIFAR images on the host, normalised per batch when read (the streamed path)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, classes: int) -> None:
+        self.x, self.y, self.classes = torch.from_numpy(x), torch.from_numpy(y), classes
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _normalise(self.x[i], self.classes), self.y[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # One gather and one normalisation per batch; collate_fn then passes the pair through.
+        idx = torch.as_tensor(indices)
+        return _normalise(self.x[idx], self.classes), self.y[idx]
+
+
+def _examples(
+    x: np.ndarray, y: np.ndarray, classes: int, device: torch.device, options: Mapping[str, Any]
+) -> Examples:
+    if options["stream"]:
+        return DatasetData(
+            CifarImages(x, y, classes), num_workers=options["num_workers"], collate=batch_as_is
+        )
+    return TensorData(_normalise(torch.from_numpy(x).to(device), classes), torch.from_numpy(y).to(device))
+
+
+def _cifar(classes: int, options: Mapping[str, Any], device: torch.device) -> Task:
+    x_tr, y_tr, x_te, y_te = _load_arrays(resolve_folder(classes, options), classes)
+    if options["subset"] is not None:
+        x_tr, y_tr = x_tr[: options["subset"]], y_tr[: options["subset"]]
+    if options["test_subset"] is not None:
+        x_te, y_te = x_te[: options["test_subset"]], y_te[: options["test_subset"]]
 
     def build() -> torch.nn.Module:
-        return resnet18(classes, width=opts.width).to(device)
+        return resnet18(classes, width=options["width"]).to(device)
 
     return Task(
-        name=name,
-        x_train=_to_device(x_tr, classes, device),
-        y_train=torch.from_numpy(y_tr).to(device),
-        x_test=_to_device(x_te, classes, device),
-        y_test=torch.from_numpy(y_te).to(device),
-        num_classes=classes,
+        name=f"cifar{classes}-resnet18",
         build_model=build,
+        train=_examples(x_tr, y_tr, classes, device, options),
+        test=_examples(x_te, y_te, classes, device, options),
         device=device,
-        measure_chunk=opts.measure_chunk,
-        options=opts.__dict__,
+        measure_chunk=options["measure_chunk"],
+        grad_norm_subset=options["grad_norm_subset"],
+        num_classes=classes,
+        options=options,
     )
 
 
-def cifar10_resnet18(options: Mapping[str, Any] | None, device: torch.device) -> Task:
+def load_cifar10(options: Mapping[str, Any], device: torch.device) -> Task:
     return _cifar(10, options, device)
 
 
-def cifar100_resnet18(options: Mapping[str, Any] | None, device: torch.device) -> Task:
+def load_cifar100(options: Mapping[str, Any], device: torch.device) -> Task:
     return _cifar(100, options, device)

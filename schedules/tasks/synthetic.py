@@ -1,4 +1,4 @@
-"""``synthetic-logreg``: logistic regression on Gaussian features with controlled label noise.
+"""Loader of ``synthetic-logreg`` (definition: ``schedules.tasks.builtin``).
 
 x ~ N(0, I_d); y = 1[x . w* > 0] with w* ~ N(0, I_d) / sqrt(d), then each label flipped with probability
 ``label_noise``. Label noise sets the gradient noise (and keeps the optimum finite: without it the data are
@@ -9,57 +9,36 @@ torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from schedules.tasks.base import Task, parse_options
 from schedules.tasks.models import mlp
+from schedules.tasks.runtime import Task, examples
 
 
-@dataclass(frozen=True)
-class SyntheticOptions:
-    n: int = 4096
-    n_test: int = 1024
-    d: int = 32
-    label_noise: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for key in ("n", "n_test", "d"):
-            value = getattr(self, key)
-            if not 1 <= value <= 10_000_000:
-                raise ValueError(f"task.options.{key} must be in [1, 10000000], got {key}={value}")
-        if not 0.0 <= self.label_noise <= 0.5:
-            raise ValueError(
-                f"task.options.label_noise must be in [0, 0.5], got label_noise={self.label_noise}"
-            )
-
-
-def synthetic_logreg(options: Mapping[str, Any] | None, device: torch.device) -> Task:
-    opts = parse_options(SyntheticOptions, options, "synthetic-logreg")
-    rng = np.random.default_rng(opts.seed)
-    w_star = rng.standard_normal(opts.d) / np.sqrt(opts.d)
-    x = rng.standard_normal((opts.n + opts.n_test, opts.d)).astype(np.float32)
+def load(options: Mapping[str, Any], device: torch.device) -> Task:
+    n, n_test, d = options["n"], options["n_test"], options["d"]
+    rng = np.random.default_rng(options["seed"])
+    w_star = rng.standard_normal(d) / np.sqrt(d)
+    x = rng.standard_normal((n + n_test, d)).astype(np.float32)
     y = (x @ w_star > 0).astype(np.int64)
-    flip = rng.random(y.shape[0]) < opts.label_noise
+    flip = rng.random(y.shape[0]) < options["label_noise"]
     y = np.where(flip, 1 - y, y)
 
     def build() -> torch.nn.Module:
-        return mlp(opts.d, 0, 0, 2).to(device)  # depth 0: a single linear layer, i.e. logistic regression
+        return mlp(d, 0, 0, 2).to(device)  # depth 0: a single linear layer, i.e. logistic regression
 
-    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     return Task(
         name="synthetic-logreg",
-        x_train=xt[: opts.n],
-        y_train=yt[: opts.n],
-        x_test=xt[opts.n :],
-        y_test=yt[opts.n :],
-        num_classes=2,
         build_model=build,
+        train=examples(xt[:n], yt[:n], device, options),
+        test=examples(xt[n:], yt[n:], device, options),
         device=device,
         measure_chunk=65536,
-        options=opts.__dict__,
+        grad_norm_subset=options["grad_norm_subset"],
+        num_classes=2,
+        options=options,
     )

@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from service.api import errors, faults
 from service.api.inflight import InflightLimitMiddleware
 from service.api.limits import BodyLimitMiddleware
-from service.api.routes import health, jobs, results, schedules, trials
+from service.api.routes import health, jobs, results, schedules, tasks, trials
 from service.api.schemas import ErrorPublic
 from service.api.telemetry import Telemetry, TelemetryMiddleware
 from service.ratelimit import TokenBucket
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.telemetry = Telemetry()
     errors.install(app)
     faults.install(app)  # database down -> 503; NaN in a 422 body stays renderable
-    for module in (jobs, trials, results, schedules):
+    for module in (jobs, trials, results, schedules, tasks):
         app.include_router(module.router, responses=AUTHED_RESPONSES)
     app.include_router(health.router)
     # Outermost last: the body limit runs before anything reads the body; telemetry sees every response.

@@ -172,3 +172,33 @@ class ScheduleCheckRequest(BaseModel):
             rest = {k: v for k, v in data.items() if k not in ("batch_size", "lr")}
             return {"schedule": {k: data[k] for k in ("batch_size", "lr") if k in data}, **rest}
         return data
+
+
+class OptionPublic(BaseModel):
+    """One task option (``schedules.tasks.definition.Option``)."""
+
+    name: str
+    type: str = Field(description="int, float, bool, str, or path (relative to the data root).")
+    default: Any
+    minimum: float | None = Field(description="Inclusive lower bound of an int or float option.")
+    maximum: float | None = Field(description="Inclusive upper bound of an int or float option.")
+    choices: list[Any] | None
+    nullable: bool
+    description: str
+
+
+class TaskPublic(BaseModel):
+    """An installed task as a job names it (``task.name``, ``task.options``)."""
+
+    name: str
+    description: str
+    package: str | None = Field(description="The installed distribution that declares the task.")
+    needs_data_root: bool = Field(description="Reads its data under the server's data root.")
+    available: bool = Field(description="Whether a job may name it on this server now.")
+    unavailable_reason: str | None
+    options: list[OptionPublic]
+
+
+class TasksPublic(BaseModel):
+    data: list[TaskPublic]
+    count: int

@@ -24,7 +24,7 @@ def found_schedule(job: Mapping[str, Any], trial: Mapping[str, Any]) -> Any:
     (the trial's momentum, the job's optimizer name and search.seed)."""
     from schedules.export import FoundSchedule
     from schedules.spec import Horizon, Schedule
-    from service.jobspec import TaskSpec, task_n_train
+    from service.jobspec import TaskSpec, known_n_train
 
     spec = job.get("spec") or {}
     config = trial.get("config") or {}
@@ -36,10 +36,16 @@ def found_schedule(job: Mapping[str, Any], trial: Mapping[str, Any]) -> Any:
     if name == "sgd" or not isinstance(momentum, int | float):  # a searched momentum with no value here
         momentum = 0.0 if name == "sgd" else 0.9
     summary = trial.get("summary") or {}
+    n_train = known_n_train(task)
+    if n_train is None:
+        raise ValueError(
+            f"the training-set size of task {task.name!r} is not known without its data (or the task is not "
+            "installed here), so the batch plan cannot be written out"
+        )
     return FoundSchedule(
         schedule=Schedule.from_json(schedule),
         task=task.model_dump(),
-        horizon=Horizon(epochs=spec["budget"]["max_epochs"], n_train=task_n_train(task)),
+        horizon=Horizon(epochs=spec["budget"]["max_epochs"], n_train=n_train),
         optimizer=name,
         momentum=float(momentum),
         seed=int((spec.get("search") or {}).get("seed", 0)),

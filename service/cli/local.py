@@ -1,5 +1,5 @@
-"""Local commands: ``train`` (one schedule on this machine), ``schedules`` (families and presets), ``check``
-(the theory check of a spec).
+"""Local commands: ``train`` (one schedule on this machine), ``schedules`` (families and presets), ``tasks``
+(the tasks installed here, with their options), ``check`` (the theory check of a spec).
 
 ``train`` builds a ``TrialSpec`` from, in order, a base (a spec file, ``--paper-config FILE`` or
 ``--preset NAME``; else the default below) and then the flags, which override single fields:
@@ -35,15 +35,6 @@ DEFAULT_SPEC: dict[str, Any] = {
     "grad_norm_mode": "clean",
 }
 
-# Training-set sizes for the theory check without loading data (and torch); others: the check's default.
-_N_TRAIN_HINTS: dict[str, int] = {
-    "digits-mlp": 1347,
-    "digits-cnn": 1347,
-    "synthetic-logreg": 4096,
-    "cifar10-resnet18": 50_000,
-    "cifar100-resnet18": 50_000,
-}
-
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit status 2."""
@@ -59,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     base = train.add_mutually_exclusive_group()
     base.add_argument("--paper-config", metavar="FILE", help="the paper's official JSON run config")
     base.add_argument("--preset", metavar="NAME", help="a paper preset (see `schedsearch schedules`)")
-    train.add_argument("--task", help="task name (digits-mlp, digits-cnn, synthetic-logreg, cifar...)")
+    train.add_argument("--task", help="task name (`schedsearch tasks` lists them)")
     train.add_argument(
         "--task-option",
         action="append",
@@ -94,6 +85,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     schedules.add_argument("--json", action="store_true", help="print as JSON")
     schedules.set_defaults(handler=cmd_schedules)
+
+    tasks = subparsers.add_parser(
+        "tasks",
+        help="list the tasks installed here, with their options",
+        description="List every task installed in this environment (built-in and plugin packages, entry "
+        "points 'schedsearch.tasks') with its description and options. A server lists its own at "
+        "GET /v1/tasks.",
+    )
+    tasks.add_argument("--json", action="store_true", help="print as JSON")
+    tasks.set_defaults(handler=cmd_tasks)
 
     check = subparsers.add_parser(
         "check",
@@ -321,6 +322,9 @@ def print_records(console: Any, records: Any) -> None:
     batch, lr, |grad f|) and what fits of the rest."""
     from service.cli.layout import Column, fit_table
 
+    subset = next((r.grad_norm_subset for r in records if r.grad_norm_subset), None)
+    # an estimate on a fixed subset is never shown as the exact norm
+    grad_name = f"grad norm (est., {subset:,} examples)" if subset else "grad norm"
     columns = [
         Column(name, priority=priority, justify="right")
         for name, priority in (
@@ -331,7 +335,7 @@ def print_records(console: Any, records: Any) -> None:
             ("lr", 2),
             ("train loss", 5),
             ("f(theta)", 4),
-            ("grad norm", 0),
+            (grad_name, 0),
             ("test loss", 7),
             ("test acc", 3),
             ("wall s", 8),
@@ -438,7 +442,63 @@ def _schedule_text(schedule: Mapping[str, Any]) -> str:
     return f"batch {part(schedule['batch_size'])}; lr {part(schedule['lr'])}"
 
 
+# --- tasks ------------------------------------------------------------------------------------------------
+
+
+def _option_text(option: Mapping[str, Any]) -> str:
+    text = f"{option['name']}={json.dumps(option['default'])}"
+    if option["choices"] is not None:
+        text += f" ({'|'.join(str(c) for c in option['choices'])})"
+    elif option["minimum"] is not None or option["maximum"] is not None:
+        lo = "" if option["minimum"] is None else _fmt(option["minimum"])
+        hi = "" if option["maximum"] is None else _fmt(option["maximum"])
+        text += f" [{lo}..{hi}]"
+    return text
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from schedules.tasks import catalogue
+
+    installed = catalogue()
+    data = [d.to_json() for d in installed.tasks.values()]
+    broken = [b.to_json() for b in installed.broken.values()]
+    if args.json:
+        print(json.dumps({"data": data, "count": len(data), "broken": broken}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"tasks ({len(data)})", title_justify="left", show_lines=True)
+    table.add_column("task")
+    table.add_column("description")
+    table.add_column("options (default)")
+    for task in data:
+        name = task["name"] + ("\n(needs the data root)" if task["needs_data_root"] else "")
+        table.add_row(name, task["description"], "\n".join(_option_text(o) for o in task["options"]))
+    _stdout_console().print(table)
+    err = Console(stderr=True)
+    for item in broken:
+        package = item["package"] or "an unknown package"
+        err.print(
+            f"[yellow]unavailable:[/yellow] task {item['name']!r} from {package}: {item['error']}",
+            highlight=False,
+            markup=True,
+        )
+    return 0
+
+
 # --- check ------------------------------------------------------------------------------------------------
+
+
+def _task_n_train(task: Any) -> int | None:
+    """n of the spec's task from its definition (None: no task given, or n is known only once loaded)."""
+    if task is None:
+        return None
+    if not isinstance(task, Mapping):
+        raise CliError("task must be an object with a name and options")
+    from schedules.tasks import get_definition
+
+    return get_definition(task.get("name")).training_size(task.get("options") or {})
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -454,8 +514,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     optimizer = data.get("optimizer", {})
     name = optimizer.get("name", "nshb")
     momentum = optimizer.get("momentum", 0.0 if name == "sgd" else 0.9)
-    task = data.get("task", {}).get("name")
-    n_train = args.n_train or _N_TRAIN_HINTS.get(task or "")
+    try:
+        n_train = args.n_train or _task_n_train(data.get("task"))
+    except (CliError, SpecError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     epochs = args.epochs or data.get("budget", {}).get("max_epochs")
     report = check(schedule, optimizer=name, momentum=momentum, max_epochs=epochs, n_train=n_train)
     if args.json:

@@ -281,21 +281,25 @@ def print_metrics(console: Console, records: Sequence[Mapping[str, Any]]) -> Non
     if not records:
         console.print("no metrics yet")
         return
+    records = [
+        row["record"] if isinstance(row.get("record"), Mapping) else row for row in records
+    ]
+    subset = next((r.get("grad_norm_subset") for r in records if r.get("grad_norm_subset")), None)
+    # an estimate on a fixed subset is never shown as the exact norm
+    grad_header = f"grad norm (est., {subset:,} examples)" if subset else "grad norm"
     # (record key, header, priority): the curve is SFO against the gradient norm; the rest goes first.
     fields = (
         ("epoch", "epoch", 0),
         ("sfo", "SFO", 0),
         ("batch_size", "batch size", 1),
         ("lr", "lr", 2),
-        ("grad_norm", "grad norm", 0),
+        ("grad_norm", grad_header, 0),
         ("train_loss", "train loss", 4),
         ("test_acc", "test acc", 3),
     )
     columns = [Column(header, priority=priority, justify="right") for _, header, priority in fields]
     rows = []
-    for row in records:
-        record = row.get("record") if isinstance(row.get("record"), Mapping) else row
-        assert isinstance(record, Mapping)
+    for record in records:
         rows.append(
             [
                 fmt_sfo(record.get(key))

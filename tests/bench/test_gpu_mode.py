@@ -23,10 +23,10 @@ def test_without_cuda_it_says_so_and_exits_0(capsys: pytest.CaptureFixture[str],
 
 
 def test_synthetic_cifar100_loads_through_the_task(tmp_path: Path) -> None:
-    from schedules.tasks import get_task
+    from schedules.tasks.runtime import load_task
 
     root = write_synthetic_cifar100(tmp_path, n_train=64, n_test=16)
-    task = get_task("cifar100-resnet18", {"data_root": str(root), "width": 4}, device="cpu")
+    task = load_task("cifar100-resnet18", {"data_root": str(root), "width": 4}, device="cpu")
     assert (task.n_train, task.n_test) == (64, 16)
-    assert tuple(task.x_train.shape[1:]) == (3, 32, 32)
-    assert int(task.y_train.max()) < 100
+    assert tuple(task.train.x.shape[1:]) == (3, 32, 32)
+    assert int(task.train.y.max()) < 100

@@ -109,3 +109,25 @@ def test_scale_out_smallest(tmp_path: Path) -> None:
     for run in body["runs"]:
         assert run["status"] == "succeeded" and run["trials"] == 2, run
         assert run["alive_nodes"] == run["nodes"]
+
+
+def test_trainer_throughput_smallest(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bench._common
+    import bench.trainer_throughput as tt
+
+    monkeypatch.setattr(bench._common, "RESULTS_DIR", results_dir)  # this script writes through _common
+
+    argv = ["--quick", "--batches", "64", "--repeats", "1", "--epochs", "1"]
+    assert tt.main(argv) == 0
+    body = _load(results_dir, "trainer_throughput-digits-mlp")
+    (row,) = body["rows"]
+    # the three sides train the same trial: the same SFO, and the printed ratios are theirs
+    assert row["ours"]["sfo"] == row["streamed"]["sfo"] == row["loader"]["sfo"] == 1347
+    speed = {side: row[side]["sfo_per_s"] for side in ("ours", "streamed", "loader")}
+    assert row["streamed_vs_ours"] == pytest.approx(speed["streamed"] / speed["ours"])
+    assert row["streamed_vs_loader"] == pytest.approx(speed["streamed"] / speed["loader"])
+    assert body["task_bytes"] == (1347 + 450) * (64 * 4 + 8)  # float32 pixels and int64 labels
+    out = capsys.readouterr().out
+    assert "streamed/ours" in out and "streamed/loader" in out

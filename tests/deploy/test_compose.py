@@ -207,3 +207,17 @@ def test_nodes_that_run_trials_mount_the_data_root(services: dict[str, dict[str,
         mounts = [str(v).rsplit(":", 2) for v in services[name]["volumes"]]
         assert any(target == root and mode == "ro" for _, target, mode in mounts), name
     assert m.compose_environment(services["api"])["SCHEDSEARCH_DATA_ROOT"] == root
+
+
+def test_task_plugins_go_into_both_images(
+    services: dict[str, dict[str, Any]], env_file: dict[str, str]
+) -> None:
+    # The API validates jobs against the tasks installed in its image and the Ray nodes run them: one list.
+    args = {name: s["build"].get("args", {}) for name, s in services.items() if "build" in s}
+    assert {a.get("SCHEDSEARCH_PLUGINS") for a in args.values()} == {"${SCHEDSEARCH_PLUGINS:-}"}, args
+    assert "SCHEDSEARCH_PLUGINS" in env_file
+    for name in ("Dockerfile.cpu", "Dockerfile.cuda"):
+        text = (m.ROOT / "deploy" / "docker" / name).read_text()
+        project, arg = text.index('pip install ".[workers]"'), text.index('ARG SCHEDSEARCH_PLUGINS=""')
+        install = text.index("pip install $SCHEDSEARCH_PLUGINS")
+        assert project < arg < install, f"{name}: plugins are installed after schedsearch, from the build arg"

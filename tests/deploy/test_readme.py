@@ -68,3 +68,37 @@ def test_every_relative_link_exists() -> None:
     assert local, "the README links the docs and deploy files"
     missing = [t for t in local if not (ROOT / t).exists() and t not in NOT_YET_WRITTEN]
     assert missing == []
+
+
+def _task_rows() -> dict[str, str]:
+    """README "Tasks" table: task name(s) in the first column -> the options column."""
+    text = README.read_text()
+    table = text[text.index("### Tasks") :].split("\n\n", 2)[1]
+    rows: dict[str, str] = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name in re.findall(r"`([\w-]+)`", cells[0]):
+            rows[name] = cells[-1]
+    return rows
+
+
+def test_the_readme_task_table_matches_the_task_definitions() -> None:
+    import json
+
+    from schedules.tasks import catalogue
+    from schedules.tasks.builtin import STREAMED
+
+    rows = _task_rows()
+    built_in = {n: d for n, d in catalogue().tasks.items() if (d.package or "").startswith("schedsearch ")}
+    assert sorted(rows) == sorted(built_in)
+    shared = {o.name for o in STREAMED}
+    for name, cell in rows.items():
+        options = {o.name: o for o in built_in[name].options}
+        mentioned = dict(re.findall(r"`([a-z_][a-z0-9_]*)`(?: \(([^,)\s]+))?", cell))
+        # every option the README names exists, with the default it states; every option is named
+        assert set(mentioned) <= set(options), (name, set(mentioned) - set(options))
+        assert set(options) - shared - set(mentioned) == set(), (name, set(options) - shared - set(mentioned))
+        for option, default in mentioned.items():
+            value = default.rstrip(":")
+            if value in ("null", "true", "false") or re.fullmatch(r"\d+(\.\d+)?", value):
+                assert json.loads(value) == options[option].default, (name, option, default)

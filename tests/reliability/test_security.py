@@ -104,6 +104,7 @@ FOREIGN = {
     ("GET", "/v1/jobs"): "lists only the caller's jobs",
     ("POST", "/v1/jobs"): "creates the caller's own job",
     ("POST", "/v1/schedules/check"): "touches no stored data",
+    ("GET", "/v1/tasks"): "the installed tasks, the same for every user; no stored data",
     ("GET", "/healthz"): "public, no job data",
     ("GET", "/metrics"): "public, counts only",
 }

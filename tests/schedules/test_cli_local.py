@@ -1,4 +1,5 @@
-"""``schedsearch train``, ``schedules`` and ``check``, run in-process through ``service.cli.main``."""
+"""``schedsearch train``, ``schedules``, ``tasks`` and ``check``, run in-process through
+``service.cli.main``."""
 
 from __future__ import annotations
 
@@ -181,3 +182,60 @@ def test_train_from_a_preset(capsys: pytest.CaptureFixture[str]) -> None:
     assert spec["task"]["name"] == "digits-mlp" and spec["budget"]["max_epochs"] == 5
     assert main(["train", "--preset", "no-such-preset", "--print-spec"]) == 2
     assert "unknown preset 'no-such-preset'" in capsys.readouterr().err
+
+
+def test_tasks_lists_installed_tasks_with_their_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from schedules.tasks.registry import BrokenTask, Catalogue
+    from tests.support import toy_tasks
+
+    installed = toy_tasks.install(monkeypatch, toy_tasks.REGRESSION)
+    assert main(["tasks", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    names = [t["name"] for t in listing["data"]]
+    expected = {"digits-mlp", "digits-cnn", "synthetic-logreg", "cifar10-resnet18", "toy-regression"}
+    assert expected <= set(names)
+    assert listing["count"] == len(names) and listing["broken"] == []
+    digits = next(t for t in listing["data"] if t["name"] == "digits-mlp")
+    hidden = next(o for o in digits["options"] if o["name"] == "hidden")
+    assert hidden == {
+        "name": "hidden",
+        "type": "int",
+        "default": 128,
+        "minimum": 1,
+        "maximum": 4096,
+        "choices": None,
+        "nullable": False,
+        "description": "Width of each hidden layer.",
+    }
+    # the table, and a broken plugin reported with its package on stderr
+    broken = Catalogue(
+        tasks=installed.tasks, broken={"bad": BrokenTask("bad", "bad-pkg 1.0", "'bad:X' does not load")}
+    )
+    monkeypatch.setattr("schedules.tasks.catalogue", lambda: broken)
+    assert main(["tasks"]) == 0
+    captured = capsys.readouterr()
+    assert "toy-regression" in captured.out and "hidden=128 [1..4,096]" in captured.out
+    assert "unavailable: task 'bad' from bad-pkg 1.0: 'bad:X' does not load" in " ".join(captured.err.split())
+
+
+def test_check_takes_n_train_from_the_task_definition(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli.local import _task_n_train
+
+    assert _task_n_train({"name": "cifar10-resnet18", "options": {"subset": 512}}) == 512
+    assert _task_n_train({"name": "digits-mlp"}) == 1347
+    assert _task_n_train(None) is None
+    spec = {
+        "task": {"name": "digits-mlp", "options": {"hiden": 8}},
+        "schedule": {"batch_size": {"family": "constant", "b0": 8}, "lr": {"family": "constant", "lr0": 0.1}},
+    }
+    assert main(["check", json.dumps(spec)]) == 2
+    assert "task.options.hiden is not an option of task digits-mlp" in capsys.readouterr().err
+
+
+def test_train_table_marks_a_gradient_norm_measured_on_a_subset(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--epochs", "1", "--no-progress", "--task-option", "grad_norm_subset=300"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "grad norm (est., 300 examples)" in out and "grad_norm_subset" in out

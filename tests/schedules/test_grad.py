@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -78,3 +80,74 @@ def test_evaluate_counts_correct_predictions() -> None:
     y[:5] = (y[:5] + 1) % 3  # exactly five wrong
     _, acc = evaluate(model, x, y, chunk=4)
     assert float(acc) == pytest.approx(18 / 23)
+
+
+def _per_example_reference(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Any
+) -> tuple[float, float]:
+    # the mean over examples of each example's own gradient, one example at a time
+    model.eval()
+    params = list(model.parameters())
+    total = [torch.zeros_like(p) for p in params]
+    value = 0.0
+    n = x.shape[0]
+    for i in range(n):
+        li = loss.per_example(model(x[i : i + 1]), y[i : i + 1])
+        assert li.shape == (1,)
+        for acc, g in zip(total, torch.autograd.grad(li.sum(), params), strict=True):
+            acc += g / n
+        value += float(li.detach()) / n
+    model.train()
+    return value, float(torch.sqrt(torch.stack([(g**2).sum() for g in total]).sum()))
+
+
+class _LM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(5, 4).double()
+        self.head = nn.Linear(4, 5).double()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(tokens))
+
+
+def _loss_cases() -> list[tuple[str, Any, nn.Module, torch.Tensor, torch.Tensor]]:
+    from schedules.tasks.runtime import Loss, mse, next_token_cross_entropy
+
+    torch.manual_seed(1)
+    regression = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x_r, y_r = torch.randn(11, 3, dtype=torch.float64), torch.randn(11, 2, dtype=torch.float64)
+    lm = _LM()
+    tokens = torch.randint(0, 5, (9, 7))
+    per_example_only = Loss.from_per_example("abs", lambda out, t: (out - t).abs().flatten(1).mean(1))
+    return [
+        ("mse", mse(), regression, x_r, y_r),
+        ("next_token", next_token_cross_entropy(), lm, tokens[:, :-1], tokens[:, 1:]),
+        ("from_per_example", per_example_only, regression, x_r, y_r),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3), ids=["mse", "next_token", "from_per_example"])
+@pytest.mark.parametrize("chunk", [1, 4, 100])
+def test_full_gradient_is_the_exact_mean_for_every_loss(case: int, chunk: int) -> None:
+    _, loss, model, x, y = _loss_cases()[case]
+    ref_loss, ref_norm = _per_example_reference(model, x, y, loss)
+    fg = full_gradient(model, x, y, chunk=chunk, loss=loss)
+    assert float(fg.loss) == pytest.approx(ref_loss, rel=1e-10)
+    assert float(fg.grad_norm) == pytest.approx(ref_norm, rel=1e-10)
+    # the fused batch reductions agree with the per-example vector
+    with torch.no_grad():
+        out = model(x)
+    assert float(loss.mean(out, y)) == pytest.approx(float(loss.per_example(out, y).mean()), rel=1e-12)
+    assert float(loss.sum(out, y)) == pytest.approx(float(loss.per_example(out, y).sum()), rel=1e-12)
+
+
+def test_evaluate_without_an_accuracy_reports_loss_only() -> None:
+    from schedules.grad import evaluate_over, tensor_chunks
+    from schedules.tasks.runtime import mse
+
+    _, loss, model, x, y = _loss_cases()[0]
+    value, acc = evaluate_over(model, tensor_chunks(x, y), n=11, chunk=4, loss=mse(), accuracy=None)
+    assert acc is None
+    with torch.no_grad():
+        assert float(value) == pytest.approx(float(loss.per_example(model(x), y).mean()), rel=1e-12)

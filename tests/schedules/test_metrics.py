@@ -74,3 +74,20 @@ def test_decay_exponent_skips_zero_sfo() -> None:
     # the sfo=0 point would be log(0); the remaining two give slope log(1/4)/log(4) = -1
     assert decay_exponent([0, 10, 40], [5.0, 1.0, 0.25]) == pytest.approx(-1.0)
     assert math.isnan(float("nan")) and decay_exponent([10], [1.0]) is None
+
+
+def test_records_and_summaries_stored_before_the_subset_and_token_fields_still_read() -> None:
+    old_record = {k: v for k, v in rec(1, 0.5).to_json().items() if k not in ("grad_norm_subset", "tokens")}
+    assert EpochRecord.from_json(old_record) == rec(1, 0.5)  # null: an exact norm, no tokens
+    summary = summarize([rec(1, 0.5)], target_grad_norm=None).to_json()
+    old_summary = {k: v for k, v in summary.items() if k not in ("grad_norm_subset", "total_tokens")}
+    restored = TrialSummary.from_json(old_summary)
+    assert (restored.grad_norm_subset, restored.total_tokens) == (None, None)
+
+
+def test_summary_carries_the_subset_mark_and_the_tokens_of_the_last_record() -> None:
+    import dataclasses
+
+    records = [dataclasses.replace(rec(e, 0.5), grad_norm_subset=300, tokens=e * 800) for e in (1, 2)]
+    summary = summarize(records, target_grad_norm=None)
+    assert (summary.grad_norm_subset, summary.total_tokens) == (300, 1600)

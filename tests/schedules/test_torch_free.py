@@ -11,6 +11,8 @@ def test_torch_free_modules_do_not_import_torch() -> None:
         "import sys\n"
         "import schedules.spec, schedules.theory, schedules.paper, schedules.space, schedules.metrics\n"
         "import schedules.clock, schedules.export\n"
+        "import schedules.tasks, schedules.tasks.definition, schedules.tasks.registry\n"
+        "import schedules.tasks.builtin\n"
         "bad = sorted(m for m in ('torch', 'ray', 'sklearn') if m in sys.modules)\n"
         "print(','.join(bad))\n"
     )

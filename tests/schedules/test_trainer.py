@@ -10,6 +10,7 @@ import pytest
 from schedules.metrics import EpochRecord
 from schedules.spec import TrialSpec
 from schedules.trainer import train
+from tests.support import toy_tasks
 
 N_TRAIN = 1347  # digits-mlp training set with the default split
 
@@ -151,3 +152,151 @@ def test_trains_on_cuda_when_present() -> None:
     assert result.device.startswith("cuda")
     assert [r.sfo for r in result.records] == [N_TRAIN, 2 * N_TRAIN, 3 * N_TRAIN]
     assert result.summary.final_grad_norm is not None and math.isfinite(result.summary.final_grad_norm)
+
+
+# --- the task contract: streamed data, other losses, augmentation, gradient-norm subsets -------------------
+
+ADAPTIVE = {
+    "family": "adaptive",
+    "b0": 16,
+    "factor": 2.0,
+    "lr_factor": 1.0,
+    "eps0": 1e9,
+    "check_every": 5,
+    "b_max": 64,
+}
+
+
+@pytest.mark.parametrize(
+    ("batch", "extra", "num_workers"),
+    [
+        ({"family": "exp_growth", "b0": 16, "factor": 2.0, "interval": 1}, {}, 0),  # b changes per epoch
+        (ADAPTIVE, {}, 0),  # b changes mid-epoch, after a measurement pass
+        (ADAPTIVE, {}, 1),  # ... with a worker process prefetching ahead of the loop
+        (  # the SFO budget cuts an epoch short; faithful measurement in chunks of b
+            {"family": "constant", "b0": 100},
+            {"grad_norm_mode": "faithful", "budget": {"max_epochs": 3, "max_sfo": 2000}},
+            0,
+        ),
+    ],
+)
+def test_streamed_path_gives_the_same_numbers_as_the_in_memory_path(
+    batch: dict[str, Any], extra: dict[str, Any], num_workers: int
+) -> None:
+    memory = train(_spec(batch, **extra), device="cpu")
+    streamed_spec = _spec(batch, **extra)
+    streamed_spec = TrialSpec.from_json(
+        {
+            **streamed_spec.to_json(),
+            "task": {
+                "name": "digits-mlp",
+                "options": {"hidden": 32, "stream": True, "num_workers": num_workers},
+            },
+        }
+    )
+    streamed = train(streamed_spec, device="cpu")
+    assert _numbers(streamed.records) == _numbers(memory.records)
+    assert streamed.task_bytes == 0 and memory.task_bytes > 0
+
+
+def _toy_spec(task: str, options: dict[str, Any] | None = None, **extra: Any) -> TrialSpec:
+    d: dict[str, Any] = {
+        "task": {"name": task, "options": options or {}},
+        "optimizer": {"name": "nshb", "momentum": 0.9},
+        "schedule": {
+            "batch_size": {"family": "constant", "b0": 16},
+            "lr": {"family": "constant", "lr0": 0.5},
+        },
+        "budget": {"max_epochs": 4, "max_sfo": None},
+        "seed": 0,
+    }
+    d.update(extra)
+    return TrialSpec.from_json(d)
+
+
+def test_regression_trains_with_mean_squared_error_and_reports_no_accuracy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    toy_tasks.install(monkeypatch, toy_tasks.REGRESSION)
+    result = train(_toy_spec("toy-regression"), device="cpu")
+    assert all(r.test_acc is None for r in result.records) and result.summary.best_test_acc is None
+    assert result.records[-1].train_loss < result.records[0].train_loss
+    assert result.summary.final_grad_norm is not None and result.summary.initial_grad_norm is not None
+    assert result.summary.final_grad_norm < result.summary.initial_grad_norm
+    assert [r.sfo for r in result.records] == [96, 192, 288, 384]
+    streamed = train(_toy_spec("toy-regression", {"stream": True}), device="cpu")
+    assert _numbers(streamed.records) == _numbers(result.records)
+
+
+def test_language_model_counts_sequences_as_sfo_and_reports_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    toy_tasks.install(monkeypatch, toy_tasks.LANGUAGE)
+    result = train(_toy_spec("toy-language", {"context": 8}), device="cpu")
+    assert [r.sfo for r in result.records] == [64, 128, 192, 256]  # one example is one sequence
+    assert [r.tokens for r in result.records] == [64 * 8, 128 * 8, 192 * 8, 256 * 8]
+    assert result.summary.total_tokens == 256 * 8
+    accs = [r.test_acc for r in result.records]
+    assert all(a is not None and 0.0 <= a <= 1.0 for a in accs)
+    assert (
+        result.records[-1].full_loss is not None
+        and result.records[-1].full_loss < result.records[0].train_loss
+    )
+
+
+def test_augmentation_has_its_own_seeded_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    toy_tasks.install(monkeypatch, toy_tasks.AUGMENTED)
+    runs = {
+        kind: train(_toy_spec("toy-augmented", {"augment": kind}, budget={"max_epochs": 2}), device="cpu")
+        for kind in ("none", "draw-only", "noise")
+    }
+    # drawing from the augmentation stream does not move the permutation or anything else
+    assert _numbers(runs["draw-only"].records) == _numbers(runs["none"].records)
+    # augmented batches train differently, and the same seed augments the same way
+    assert [r.train_loss for r in runs["noise"].records] != [r.train_loss for r in runs["none"].records]
+    again = train(_toy_spec("toy-augmented", {"augment": "noise"}, budget={"max_epochs": 2}), device="cpu")
+    assert _numbers(again.records) == _numbers(runs["noise"].records)
+    # clean mode measures on the data as they are; faithful mode on augmented data (same initial model)
+    assert runs["noise"].summary.initial_grad_norm == runs["none"].summary.initial_grad_norm
+    faithful = {
+        kind: train(
+            _toy_spec(
+                "toy-augmented", {"augment": kind}, budget={"max_epochs": 1}, grad_norm_mode="faithful"
+            ),
+            device="cpu",
+        )
+        for kind in ("none", "noise")
+    }
+    assert faithful["noise"].summary.initial_grad_norm != faithful["none"].summary.initial_grad_norm
+
+
+def test_gradient_norm_on_a_fixed_subset_is_marked_as_an_estimate() -> None:
+    exact = train(_spec({"family": "constant", "b0": 128}), device="cpu")
+    spec = _spec({"family": "constant", "b0": 128})
+    estimate = train(
+        TrialSpec.from_json(
+            {
+                **spec.to_json(),
+                "task": {"name": "digits-mlp", "options": {"hidden": 32, "grad_norm_subset": 300}},
+            }
+        ),
+        device="cpu",
+    )
+    # training is untouched; the measurement covers 300 examples and every record says so
+    assert [r.train_loss for r in estimate.records] == [r.train_loss for r in exact.records]
+    assert [r.grad_norm_subset for r in estimate.records] == [300, 300, 300]
+    assert [r.grad_norm_subset for r in exact.records] == [None, None, None]
+    assert [r.measure_sfo for r in estimate.records] == [300 * k for k in (2, 3, 4)]
+    assert estimate.records[-1].grad_norm != exact.records[-1].grad_norm
+    assert estimate.summary.grad_norm_subset == 300 and exact.summary.grad_norm_subset is None
+    # the record's JSON form keeps the mark
+    assert EpochRecord.from_json(estimate.records[-1].to_json()) == estimate.records[-1]
+    # a subset as large as the training set is the exact measurement
+    whole = train(
+        TrialSpec.from_json(
+            {
+                **spec.to_json(),
+                "task": {"name": "digits-mlp", "options": {"hidden": 32, "grad_norm_subset": N_TRAIN}},
+            }
+        ),
+        device="cpu",
+    )
+    assert _numbers(whole.records) == _numbers(exact.records)

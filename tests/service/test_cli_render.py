@@ -272,3 +272,17 @@ def test_local_train_table_keeps_the_curve(width: int) -> None:
     row = _row(lines, "1,616,400")
     assert "4,096" in row and "0.01235" in row
     assert ("123.45" in row) == (width == 160)  # wall time only where there is room
+
+
+def test_metrics_table_marks_a_gradient_norm_measured_on_a_subset() -> None:
+    from rich.console import Console
+
+    from service.cli.render import print_metrics
+
+    def table(**extra: Any) -> str:
+        console = Console(record=True, width=200)
+        print_metrics(console, [{"epoch": 1, "sfo": 100, "grad_norm": 0.5, **extra}])
+        return console.export_text()
+
+    assert "grad norm (est., 300 examples)" in table(grad_norm_subset=300)
+    assert "est." not in table(grad_norm_subset=None) and "est." not in table()

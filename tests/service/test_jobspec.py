@@ -1,4 +1,5 @@
-"""Job spec helpers: baselines expansion, distributions, trial counts, task sizes, objectives."""
+"""Job spec helpers: baselines expansion, distributions, trial counts, objectives (task sizes: the task
+definitions, tests/schedules/test_task_definitions.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from service.jobspec import (
     expand_baselines,
     fixed_schedules,
     iter_distributions,
-    task_n_train,
 )
 from service.objectives import is_better, objective_value
 from tests.service.api.conftest import JOB, job_body
@@ -49,20 +49,6 @@ def test_iter_distributions_finds_each_with_its_path() -> None:
         (("batch_size", "factor"), "uniform"),
         (("lr", "lr_max"), "loguniform"),
     ]
-
-
-@pytest.mark.parametrize(
-    ("task", "n_train"),
-    [
-        ({"name": "digits-mlp"}, 1347),  # 1797 - 450 test examples at test_fraction 0.25
-        ({"name": "digits-cnn", "options": {"test_fraction": 0.5}}, 898),  # 1797 - ceil(898.5)
-        ({"name": "synthetic-logreg", "options": {"n": 512}}, 512),  # n is the training set
-        ({"name": "cifar100-resnet18"}, 50_000),  # the full CIFAR training set
-        ({"name": "cifar10-resnet18", "options": {"subset": 1000}}, 1000),  # a subset
-    ],
-)
-def test_task_n_train(task: dict[str, Any], n_train: int) -> None:
-    assert task_n_train(JobSpec.model_validate(job_body(task=task)).task) == n_train
 
 
 @pytest.mark.parametrize(

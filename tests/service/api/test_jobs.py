@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from schedules.tasks import catalogue
 from tests.service.api.conftest import JOB, job_body
+
+INSTALLED = catalogue().names
 
 
 def _submit(
@@ -102,24 +105,34 @@ def _detail(response: Any) -> list[tuple[list[Any], str]]:
             {"budget": {"max_epochs": 0}},
             [(["body", "budget", "max_epochs"], "Input should be greater than or equal to 1")],
         ),
-        # an unknown task lists the registered ones
+        # an unknown task lists every installed task by name (plugins installed here included)
         (
             {"task": {"name": "mnist"}},
             [
                 (
                     ["body", "task", "name"],
-                    "task.name must be one of digits-mlp, digits-cnn, "
-                    "synthetic-logreg, cifar10-resnet18, cifar100-resnet18, got 'mnist'",
+                    f"task.name must be one of {', '.join(INSTALLED)}, got name='mnist'",
                 )
             ],
         ),
-        # task options are checked against the task's schema, located under task.options
+        # task options are checked against the task's definition, located under task.options
         (
             {"task": {"name": "digits-mlp", "options": {"depth": 9}}},
             [
                 (
                     ["body", "task", "options", "depth"],
-                    "task.options for digits-mlp: Input should be less than or equal to 8",
+                    "task.options.depth must be an integer in [0, 8] for task digits-mlp, got depth=9",
+                )
+            ],
+        ),
+        # an unknown option lists the task's options
+        (
+            {"task": {"name": "synthetic-logreg", "options": {"features": 9}}},
+            [
+                (
+                    ["body", "task", "options", "features"],
+                    "task.options.features is not an option of task synthetic-logreg (valid: n, n_test, d, "
+                    "label_noise, seed, stream, num_workers, grad_norm_subset), got features=9",
                 )
             ],
         ),
