@@ -22,7 +22,7 @@ from schedules.adapters import ScheduleBatchSampler, ScheduleLR, make_torch_opti
 from schedules.clock import ScheduleClock
 from schedules.grad import full_gradient
 from schedules.spec import Horizon, Schedule, TrialSpec
-from schedules.tasks import Task, get_task
+from schedules.tasks.runtime import Task, TensorData, load_task
 from schedules.trainer import train
 
 TASK = {"name": "synthetic-logreg", "options": {"n": 100, "n_test": 20, "d": 6, "seed": 3}}
@@ -112,7 +112,8 @@ class Seen:
 
 
 def _row_index(task: Task) -> dict[tuple[float, ...], int]:
-    rows = {tuple(row): i for i, row in enumerate(task.x_train.tolist())}
+    assert isinstance(task.train, TensorData)
+    rows = {tuple(row): i for i, row in enumerate(task.train.x.tolist())}
     assert len(rows) == task.n_train  # distinct rows, so a batch maps back to its indices
     return rows
 
@@ -121,10 +122,10 @@ def _row_index(task: Task) -> dict[tuple[float, ...], int]:
 def _observed_trainer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
     seen = Seen([], [], [])
     last: dict[str, torch.Tensor] = {}
-    real_get_task, real_make_optimizer = trainer_module.get_task, trainer_module.make_optimizer
+    real_load_task, real_make_optimizer = trainer_module.load_task, trainer_module.make_optimizer
 
-    def get_task_spy(name: str, options: Any, *, device: Any = None) -> Task:
-        task = real_get_task(name, options, device=device)
+    def load_task_spy(name: str, options: Any, *, device: Any = None) -> Task:
+        task = real_load_task(name, options, device=device)
         rows, build = _row_index(task), task.build_model
 
         def build_model() -> torch.nn.Module:
@@ -149,7 +150,7 @@ def _observed_trainer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
         optimizer.update = recording_update
         return optimizer
 
-    monkeypatch.setattr(trainer_module, "get_task", get_task_spy)
+    monkeypatch.setattr(trainer_module, "load_task", load_task_spy)
     monkeypatch.setattr(trainer_module, "make_optimizer", make_optimizer_spy)
     yield seen
 
@@ -163,8 +164,10 @@ def _trainer_run(spec: TrialSpec, monkeypatch: pytest.MonkeyPatch, device: str =
 
 def _adapter_run(spec: TrialSpec, device: str = "cpu") -> Seen:
     """The user's loop: a DataLoader over the training set, the adapters, and nothing from the trainer."""
-    task = get_task(spec.task.name, spec.task.options, device=device)
+    task = load_task(spec.task.name, spec.task.options, device=device)
     rows = _row_index(task)
+    assert isinstance(task.train, TensorData)
+    x_train, y_train = task.train.x, task.train.y
     clock = ScheduleClock(spec.schedule, Horizon(epochs=spec.budget.max_epochs, n_train=task.n_train))
     torch.manual_seed(spec.seed)
     model = task.build_model()
@@ -173,7 +176,7 @@ def _adapter_run(spec: TrialSpec, device: str = "cpu") -> Seen:
     )
     scheduler = ScheduleLR(optimizer, clock)
     loader = DataLoader(
-        TensorDataset(task.x_train, task.y_train),
+        TensorDataset(x_train, y_train),
         batch_sampler=ScheduleBatchSampler(clock, seed=spec.seed, device=device),
     )
     seen = Seen([], [], list(model.parameters()))
@@ -191,7 +194,7 @@ def _adapter_run(spec: TrialSpec, device: str = "cpu") -> Seen:
                 scheduler.step()
                 if scheduler.grad_norm_due():
                     norm = full_gradient(
-                        model, task.x_train, task.y_train, chunk=task.measure_chunk
+                        model, x_train, y_train, chunk=task.measure_chunk
                     ).grad_norm
                     seen.checks.append(scheduler.report_grad_norm(norm))
     finally:
