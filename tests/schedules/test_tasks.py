@@ -45,7 +45,7 @@ def test_digits_cnn_sees_images() -> None:
             "mnist",
             {},
             r"task.name must be one of cifar10-resnet18, cifar100-resnet18, digits-cnn, digits-mlp, "
-            r"synthetic-logreg, got name='mnist'",
+            r"image-folder, synthetic-logreg, tabular-mlp, text-transformer, got name='mnist'",
         ),
         # unknown option key: the error lists the task's options
         (

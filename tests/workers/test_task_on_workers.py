@@ -50,7 +50,8 @@ def test_a_task_the_workers_lack_is_one_sentence() -> None:
     assert message.startswith(
         "task.name names a task that cannot be used here: task 'wine-mlp' is not installed on the Ray "
         "workers (installed there: cifar10-resnet18, cifar100-resnet18, digits-cnn, digits-mlp, "
-        "synthetic-logreg); install the package that provides it in that image"
+        "image-folder, synthetic-logreg, tabular-mlp, text-transformer); install the package that provides "
+        "it in that image"
     )
     assert "\n" not in message and trial_error(info.value) == message
 

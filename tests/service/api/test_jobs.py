@@ -109,7 +109,7 @@ def _detail(response: Any) -> list[tuple[list[Any], str]]:
                 (
                     ["body", "task", "name"],
                     "task.name must be one of cifar10-resnet18, cifar100-resnet18, digits-cnn, digits-mlp, "
-                    "synthetic-logreg, got name='mnist'",
+                    "image-folder, synthetic-logreg, tabular-mlp, text-transformer, got name='mnist'",
                 )
             ],
         ),
