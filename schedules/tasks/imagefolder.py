@@ -85,7 +85,8 @@ def _decode(
                     image.convert("L" if grayscale else "RGB"), (size, size), Image.Resampling.BILINEAR
                 )
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise _bad(option, value, f"holds {relative!r}, which is not a readable image ({exc})") from None
+            why = str(exc).replace(str(folder / relative), relative)  # no server path in the message
+            raise _bad(option, value, f"holds {relative!r}, which is not a readable image ({why})") from None
         pixels = np.asarray(square, dtype=np.uint8)
         out[i] = pixels[None] if grayscale else pixels.transpose(2, 0, 1)
     return out

@@ -147,6 +147,7 @@ class ByteTransformer(nn.Module):
             block, layers, norm=nn.LayerNorm(width), enable_nested_tensor=False
         )
         self.head = nn.Linear(width, vocab)
+        self.causal: torch.Tensor
         self.register_buffer(
             "causal", nn.Transformer.generate_square_subsequent_mask(context), persistent=False
         )

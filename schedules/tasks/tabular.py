@@ -116,7 +116,12 @@ def _read_csv(path: Path, option: str, value: str, label: str) -> tuple[np.ndarr
             x = load(features, np.float64)
             y = load(target, str)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad(option, value, f"must hold numbers in every feature column ({exc})") from None
+        raise _bad(
+            option,
+            value,
+            f"must hold a number in every feature column of every row ({exc}; rows counted from 0 below "
+            "the header)",
+        ) from None
     return x, y
 
 
