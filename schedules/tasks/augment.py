@@ -77,10 +77,16 @@ def crop_flip_rotate(
     if padding < 0 or degrees < 0:
         raise ValueError(f"crop_flip_rotate needs padding >= 0 and degrees >= 0, got {padding=} {degrees=}")
     fill_values = tuple(float(v) for v in fill)
+    shifts: dict[
+        tuple[torch.device, torch.dtype], torch.Tensor
+    ] = {}  # made once: no copy to the device per batch
 
     def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, dev = int(x.shape[0]), x.device
-        shift = torch.tensor(fill_values, device=dev, dtype=x.dtype).view(1, -1, 1, 1)
+        shift = shifts.get((dev, x.dtype))
+        if shift is None:
+            shift = torch.tensor(fill_values, device=dev, dtype=x.dtype).view(1, -1, 1, 1)
+            shifts[(dev, x.dtype)] = shift
         top = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
         left = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
         flip = torch.rand(b, generator=generator, device=dev) < 0.5

@@ -457,3 +457,17 @@ def test_schedsearch_train_reports_a_data_problem_in_one_line(
     err = " ".join(capsys.readouterr().err.split())
     assert "task.options.file must name a file under the data root; there is none" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.gpu
+def test_generic_tasks_and_augmentation_train_on_cuda(root: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    for name, options, lr0 in [*TASKS, ("image-folder", {"folder": "stripes", "augment": True}, 0.05)]:
+        task = load_task(name, options, device="cuda")
+        assert isinstance(task.train, TensorData) and task.train.x.is_cuda, name
+        result = train(_spec(name, options, lr0=lr0, epochs=2), device=None)
+        assert result.device.startswith("cuda") and len(result.records) == 2, name
+        assert all(math.isfinite(r.grad_norm) for r in result.records), name
+        faithful = train(_spec(name, options, lr0=lr0, epochs=1, grad_norm_mode="faithful"), device=None)
+        assert faithful.summary.initial_grad_norm is not None, name
