@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,8 @@ def decoded(
             x = cached["x"]
         if x.shape == (len(files), 1 if grayscale else 3, size, size):
             return x, labels, classes
-    except (OSError, ValueError, KeyError, EOFError):
-        pass  # no cache file yet, or one that cannot be read: decode
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # no cache file yet, or one that cannot be read (a crash while copying it in): decode
     x = _decode(folder, files, size, grayscale, option, value)
     _write_cache(directory, path, folder_key, x)
     return x, labels, classes

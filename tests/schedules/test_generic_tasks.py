@@ -302,6 +302,13 @@ def test_image_decode_cache_is_reused_and_invalidated(root: Path, monkeypatch: p
     assert not torch.equal(changed.train.x, first.train.x)
     remaining = sorted(cache.glob("*.npz"))
     assert len(remaining) == 2 and files[0] not in remaining  # the stale entry was removed
+    # a damaged cache file is decoded again, not an error
+    folder_key = files[0].name.split("-")[0]  # the first load's folder and settings (32 px)
+    current = next(p for p in remaining if p.name.startswith(folder_key))
+    current.write_bytes(b"PK\x03\x04 truncated")
+    assert torch.equal(
+        load_task("image-folder", {"folder": "stripes"}, device="cpu").train.x, changed.train.x
+    )
 
 
 def test_image_test_folder_maps_classes_by_name(root: Path) -> None:
