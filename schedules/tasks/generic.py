@@ -70,7 +70,7 @@ def _train_part(total: int | None, options: Mapping[str, Any], held_out_by: str)
     return n if n >= 1 else None  # the loader says why there is nothing to train on
 
 
-_SPLIT = (Option("split_seed", "int", 0, "Seed of the train/test split.", minimum=0),)
+SPLIT_SEED = Option("split_seed", "int", 0, "Seed of the train/test split.", minimum=0)
 
 # ------------------------------------------------------------------------------------------------- tabular
 
@@ -129,7 +129,7 @@ TABULAR_MLP = TaskDefinition(
             minimum=0.01,
             maximum=0.9,
         ),
-        *_SPLIT,
+        SPLIT_SEED,
         Option("hidden", "int", 128, "Width of each hidden layer.", minimum=1, maximum=4096),
         Option("depth", "int", 1, "Hidden layers (0: a linear model).", minimum=0, maximum=8),
         Option(
@@ -195,7 +195,7 @@ IMAGE_FOLDER = TaskDefinition(
             minimum=0.01,
             maximum=0.9,
         ),
-        *_SPLIT,
+        SPLIT_SEED,
         Option(
             "image_size",
             "int",

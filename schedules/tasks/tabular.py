@@ -81,7 +81,7 @@ def _read_npz(path: Path, option: str, value: str) -> tuple[np.ndarray, np.ndarr
 def _read_csv(path: Path, option: str, value: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's BOM is no column name
             header = next(csv.reader(fh, delimiter=delimiter), None)
     except (OSError, UnicodeDecodeError) as exc:
         raise _bad(option, value, f"is not a readable UTF-8 table ({type(exc).__name__})") from None
@@ -107,7 +107,7 @@ def _read_csv(path: Path, option: str, value: str, label: str) -> tuple[np.ndarr
             ndmin=2 if isinstance(columns, list) else 1,
             quotechar='"',
             comments=None,
-            encoding="utf-8",
+            encoding="utf-8-sig",
         )
 
     try:

@@ -165,6 +165,10 @@ def test_tabular_csv_labels_by_name_in_sorted_order(root: Path) -> None:
     npz = load_task("tabular-mlp", {"file": "table.npz", "hidden": 8}, device="cpu")
     # setosa < versicolor < virginica are the npz's 0, 1, 2: the same examples, the same labels
     assert torch.equal(task.train.y, npz.train.y) and torch.allclose(task.train.x, npz.train.x, atol=1e-5)
+    # a spreadsheet's byte-order mark is not part of the first column's name
+    rows = "".join(f"{k % 2},{k},{k * k % 7}\n" for k in range(20))
+    (root / "bom.csv").write_text("label,a,b\n" + rows, encoding="utf-8-sig")
+    assert load_task("tabular-mlp", {"file": "bom.csv"}, device="cpu").num_classes == 2
     x, y, _ = tabular_arrays()
     write_csv(root / "t.tsv", x, [str(int(v) * 5 + 1) for v in y], sep="\t")
     numeric = load_task("tabular-mlp", {"file": "t.tsv"}, device="cpu")
