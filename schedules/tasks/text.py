@@ -52,10 +52,11 @@ def read_utf8(path: Path, option: str, value: str) -> bytes:
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
     for start in range(0, len(data), _CHUNK):  # chunks: no str copy of the whole file
+        pending = len(decoder.getstate()[0])  # bytes of a character begun in the previous chunk
         try:
             decoder.decode(view[start : start + _CHUNK], final=start + _CHUNK >= len(data))
         except UnicodeDecodeError as exc:
-            offset = start + exc.start
+            offset = start - pending + exc.start
             raise _bad(option, value, f"must be UTF-8 text; byte {offset} is not") from None
     return data
 

@@ -378,13 +378,24 @@ def test_text_model_is_causal(root: Path) -> None:
     assert torch.equal(before[:, :9], after[:, :9]) and not torch.equal(before[:, 9:], after[:, 9:])
 
 
-def test_text_refusals_name_the_option(root: Path) -> None:
+def test_text_refusals_name_the_option(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (root / "binary.txt").write_bytes(b"plain text then \xff\xfe binary")
     with pytest.raises(SpecError) as info:
         load_task("text-transformer", {"file": "binary.txt"}, device="cpu")
     assert str(info.value) == (
         "task.options.file must be UTF-8 text; byte 16 is not (task text-transformer), got file='binary.txt'"
     )
+    # read in chunks that split characters: the offset is still the file's
+    from schedules.tasks import text
+
+    monkeypatch.setattr(text, "_CHUNK", 4)
+    data = "é€".encode() * 3 + b"\xfe"
+    (root / "split.txt").write_bytes(data)
+    with pytest.raises(SpecError, match=r"byte 15 is not"):
+        load_task("text-transformer", {"file": "split.txt"}, device="cpu")
+    with pytest.raises(UnicodeDecodeError) as python:
+        data.decode()
+    assert python.value.start == 15
     (root / "short.txt").write_text("tiny")
     with pytest.raises(
         SpecError, match=r"task.options.file leaves 3 bytes for the training text, fewer than one"
