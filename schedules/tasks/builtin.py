@@ -8,7 +8,8 @@
 | ``cifar10-resnet18`` | CIFAR-10 pickles under the data root | paper's ResNet-18 | 50,000 or ``subset`` |
 | ``cifar100-resnet18`` | CIFAR-100 pickles under the data root | paper's ResNet-18 | 50,000 or ``subset`` |
 
-Every built-in task also takes the streamed-path options (``stream``, ``num_workers``, ``grad_norm_subset``).
+Every built-in task also takes the streamed-path options (``stream``, ``num_workers``, ``grad_norm_subset``);
+the CIFAR tasks take ``augment``, the paper's training augmentation (``schedules.tasks.augment``).
 The loaders (``schedules.tasks.digits`` ...) import torch; this module must not.
 """
 
@@ -137,6 +138,13 @@ _CIFAR_OPTIONS = (
     ),
     Option("width", "int", 64, "Stem width of the ResNet-18 (64 in the paper).", minimum=1, maximum=512),
     Option(
+        "augment",
+        "bool",
+        False,
+        "The paper's training augmentation on the device per batch: random crop with 4 pixels of padding, "
+        "horizontal flip, rotation up to 15 degrees (the measurement pass sees it in faithful mode only).",
+    ),
+    Option(
         "measure_chunk",
         "int",
         1000,
@@ -155,7 +163,8 @@ def _cifar_n_train(options: Mapping[str, Any]) -> int:
 
 CIFAR10_RESNET18 = TaskDefinition(
     name="cifar10-resnet18",
-    description="CIFAR-10 (python pickles under the data root), the paper's ResNet-18, no augmentation",
+    description="CIFAR-10 (python pickles under the data root), the paper's ResNet-18 and optionally its "
+    "augmentation",
     loader="schedules.tasks.cifar:load_cifar10",
     options=_CIFAR_OPTIONS,
     n_train=_cifar_n_train,
@@ -164,7 +173,8 @@ CIFAR10_RESNET18 = TaskDefinition(
 
 CIFAR100_RESNET18 = TaskDefinition(
     name="cifar100-resnet18",
-    description="CIFAR-100 (python pickles under the data root), the paper's ResNet-18, no augmentation",
+    description="CIFAR-100 (python pickles under the data root), the paper's ResNet-18 and optionally its "
+    "augmentation",
     loader="schedules.tasks.cifar:load_cifar100",
     options=_CIFAR_OPTIONS,
     n_train=_cifar_n_train,

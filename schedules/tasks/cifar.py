@@ -6,9 +6,11 @@ root (``schedules.tasks.definition.resolve_data_path``: the ``data_root`` option
 an unpickler that only admits the numpy array types CIFAR files contain.
 
 Images are normalised with the dataset's mean and std: on the device as float32 (the default), or per batch
-on the host when ``stream`` is set (the uint8 images stay in host memory, a quarter of the float size). No
-augmentation: the trainer measures the clean objective (paper-notes §6.2). ``subset`` keeps the first n
-training images.
+on the host when ``stream`` is set (``schedules.tasks.images``). ``augment: true`` applies the paper's
+training augmentation (random crop with 4-pixel padding, horizontal flip, rotation up to 15 degrees) on the
+device to every training batch (``schedules.tasks.augment``); in ``faithful`` gradient-norm mode the
+measurement pass sees augmented images too, as the official code's does, in ``clean`` mode never
+(paper-notes §3.1, §6.2). ``subset`` keeps the first n training images.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from schedules.tasks.augment import black, crop_flip_rotate
 from schedules.tasks.definition import resolve_data_path
+from schedules.tasks.images import image_examples
 from schedules.tasks.models import resnet18
-from schedules.tasks.runtime import DatasetData, Examples, Task, TensorData, batch_as_is
+from schedules.tasks.runtime import Task
 
 _LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
@@ -89,40 +92,6 @@ def _load_arrays(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray, np.n
     return x_tr, y_tr, x_te, y_te
 
 
-def _normalise(x: torch.Tensor, classes: int) -> torch.Tensor:
-    """uint8 images (..., 3, 32, 32) to float32 normalised with the dataset's mean and std."""
-    mean, std = (torch.tensor(v, device=x.device).view(3, 1, 1) for v in _STATS[classes])
-    return (x.float() / 255.0 - mean) / std
-
-
-class CifarImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """uint8 CIFAR images on the host, normalised per batch when read (the streamed path)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, classes: int) -> None:
-        self.x, self.y, self.classes = torch.from_numpy(x), torch.from_numpy(y), classes
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _normalise(self.x[i], self.classes), self.y[i]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        # One gather and one normalisation per batch; collate_fn then passes the pair through.
-        idx = torch.as_tensor(indices)
-        return _normalise(self.x[idx], self.classes), self.y[idx]
-
-
-def _examples(
-    x: np.ndarray, y: np.ndarray, classes: int, device: torch.device, options: Mapping[str, Any]
-) -> Examples:
-    if options["stream"]:
-        return DatasetData(
-            CifarImages(x, y, classes), num_workers=options["num_workers"], collate=batch_as_is
-        )
-    return TensorData(_normalise(torch.from_numpy(x).to(device), classes), torch.from_numpy(y).to(device))
-
-
 def _cifar(classes: int, options: Mapping[str, Any], device: torch.device) -> Task:
     x_tr, y_tr, x_te, y_te = _load_arrays(resolve_folder(classes, options), classes)
     if options["subset"] is not None:
@@ -130,16 +99,19 @@ def _cifar(classes: int, options: Mapping[str, Any], device: torch.device) -> Ta
     if options["test_subset"] is not None:
         x_te, y_te = x_te[: options["test_subset"]], y_te[: options["test_subset"]]
 
+    stats = _STATS[classes]
+
     def build() -> torch.nn.Module:
         return resnet18(classes, width=options["width"]).to(device)
 
     return Task(
         name=f"cifar{classes}-resnet18",
         build_model=build,
-        train=_examples(x_tr, y_tr, classes, device, options),
-        test=_examples(x_te, y_te, classes, device, options),
+        train=image_examples(x_tr, y_tr, stats, device, options),
+        test=image_examples(x_te, y_te, stats, device, options),
         device=device,
         measure_chunk=options["measure_chunk"],
+        augment=crop_flip_rotate(black(*stats)) if options["augment"] else None,
         grad_norm_subset=options["grad_norm_subset"],
         num_classes=classes,
         options=options,

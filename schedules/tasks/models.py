@@ -1,5 +1,6 @@
-"""Models for the built-in tasks: a small MLP and CNN for digits, logistic regression, and the paper's CIFAR
-ResNet-18 (BasicBlock with a ``residual_function``, as in the code the paper uses; paper-notes §3.1)."""
+"""Models for the built-in and generic tasks: a small MLP and CNN for digits, logistic regression, the paper's
+CIFAR ResNet-18 (BasicBlock with a ``residual_function``, as in the code the paper uses; paper-notes §3.1), a
+small CNN for images of any size, and a small causal transformer over bytes."""
 
 from __future__ import annotations
 
@@ -58,15 +59,22 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """CIFAR ResNet: 3x3 stem without max-pool, four stages of BasicBlocks, global average pool, linear head.
 
-    ``width`` is the stem width (64 in the paper); tests use a narrow one to stay fast.
+    ``width`` is the stem width (64 in the paper); tests use a narrow one to stay fast. Input (B,
+    ``in_channels``, H, W) with H, W >= 8 (three stride-2 stages, then global pooling); output (B, classes).
     """
 
     def __init__(
-        self, blocks: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 100, width: int = 64
+        self,
+        blocks: tuple[int, ...] = (2, 2, 2, 2),
+        num_classes: int = 100,
+        width: int = 64,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
         )
         channels = width
         stages: list[nn.Module] = []
@@ -87,5 +95,65 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avg_pool(x), 1))
 
 
-def resnet18(num_classes: int, width: int = 64) -> ResNet:
-    return ResNet((2, 2, 2, 2), num_classes=num_classes, width=width)
+def resnet18(num_classes: int, width: int = 64, in_channels: int = 3) -> ResNet:
+    return ResNet((2, 2, 2, 2), num_classes=num_classes, width=width, in_channels=in_channels)
+
+
+def image_cnn(in_channels: int, width: int, num_classes: int) -> nn.Module:
+    """Three conv-BatchNorm-ReLU layers (``width``, 2 ``width``, 4 ``width`` channels; 2x2 max-pool after the
+    first two), global average pooling and a linear head: (B, ``in_channels``, H, W) with H, W >= 4 to
+    (B, ``num_classes``) logits."""
+
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+
+    return nn.Sequential(
+        *block(in_channels, width),
+        nn.MaxPool2d(2),
+        *block(width, 2 * width),
+        nn.MaxPool2d(2),
+        *block(2 * width, 4 * width),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * width, num_classes),
+    )
+
+
+class ByteTransformer(nn.Module):
+    """A small GPT-style causal language model over bytes: token and learned position embeddings,
+    ``layers`` pre-LayerNorm transformer blocks (``heads`` attention heads, a 4x ``width`` GELU MLP, no
+    dropout; PyTorch's ``nn.TransformerEncoderLayer`` with a causal mask), a final LayerNorm and a linear
+    head. Input (B, T) token ids (any integer dtype, T <= ``context``); output (B, T, ``vocab``) logits where
+    position t sees only tokens 0..t."""
+
+    def __init__(self, context: int, width: int, layers: int, heads: int, vocab: int = 256) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, width)
+        self.positions = nn.Embedding(context, width)
+        block = nn.TransformerEncoderLayer(
+            width,
+            heads,
+            dim_feedforward=4 * width,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(
+            block, layers, norm=nn.LayerNorm(width), enable_nested_tensor=False
+        )
+        self.head = nn.Linear(width, vocab)
+        self.causal: torch.Tensor
+        self.register_buffer(
+            "causal", nn.Transformer.generate_square_subsequent_mask(context), persistent=False
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = int(tokens.shape[1])
+        h = self.tokens(tokens.long()) + self.positions.weight[:t]
+        h = self.blocks(h, mask=self.causal[:t, :t], is_causal=True)
+        return self.head(h)

@@ -30,7 +30,7 @@ imports the loader, calls it, and logs once the bytes its tensors occupy on the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,13 @@ from schedules.tasks.registry import get_definition
 logger = logging.getLogger(__name__)
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the memory behind ``tensors``: each storage counted once, so views of one tensor (the text
+    task's inputs and targets, a train/test split sliced from one array) are not counted twice."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return int(sum(storages.values()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +72,8 @@ class TensorData:
 
     @property
     def nbytes(self) -> int:
-        return int(self.x.nbytes + self.y.nbytes)
+        """Bytes the two tensors hold on the device (``storage_bytes``)."""
+        return storage_bytes((self.x, self.y))
 
     @property
     def example_numel(self) -> int:
@@ -215,8 +223,9 @@ class Task:
 
     @property
     def device_bytes(self) -> int:
-        """Bytes of the task's tensors resident on the device (0 for streamed data)."""
-        return self.train.nbytes + self.test.nbytes
+        """Bytes of the task's tensors resident on the device (0 for streamed data; shared memory once)."""
+        resident = [d for d in (self.train, self.test) if isinstance(d, TensorData)]
+        return storage_bytes(t for d in resident for t in (d.x, d.y))
 
 
 class HostTensors(TensorDataset):

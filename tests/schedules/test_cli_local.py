@@ -195,7 +195,10 @@ def test_tasks_lists_installed_tasks_with_their_options(
     listing = json.loads(capsys.readouterr().out)
     names = [t["name"] for t in listing["data"]]
     expected = {"digits-mlp", "digits-cnn", "synthetic-logreg", "cifar10-resnet18", "toy-regression"}
-    assert expected <= set(names)
+    generic = {"tabular-mlp", "image-folder", "text-transformer"}
+    assert expected | generic <= set(names)
+    cifar = next(t for t in listing["data"] if t["name"] == "cifar10-resnet18")
+    assert "augment" in [o["name"] for o in cifar["options"]]
     assert listing["count"] == len(names) and listing["broken"] == []
     digits = next(t for t in listing["data"] if t["name"] == "digits-mlp")
     hidden = next(o for o in digits["options"] if o["name"] == "hidden")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from schedules.spec import SpecError
 from schedules.tasks import TaskUnavailable, catalogue
 from schedules.tasks.builtin import DIGITS_MLP, SYNTHETIC_LOGREG
-from schedules.tasks.definition import DATA_ROOT_OPTION, Option, TaskDefinition
+from schedules.tasks.definition import DATA_ROOT_ENV, DATA_ROOT_OPTION, Option, TaskDefinition
 from schedules.tasks.registry import ENTRY_POINT_GROUP, discover
 
 BUILT_IN = ("cifar10-resnet18", "cifar100-resnet18", "digits-cnn", "digits-mlp", "synthetic-logreg")
@@ -147,6 +149,7 @@ def test_built_in_tasks_come_from_the_entry_point_group() -> None:
         "cifar10-resnet18",
         "cifar100-resnet18",
     ]
+    assert "augment" in installed.tasks["cifar10-resnet18"].option_names
     assert installed.tasks["cifar10-resnet18"].options[0] == DATA_ROOT_OPTION
 
 
@@ -219,13 +222,19 @@ def test_definitions_are_checked_when_written() -> None:
         Option("a", "int", 1, "", minimum=2)
 
 
-def test_catalogue_and_validation_import_no_torch() -> None:
+def test_catalogue_and_validation_import_no_torch(tmp_path: Path) -> None:
+    # the generic tasks need a file name; under an empty data root their size is unknown (None)
     code = (
         "import sys\n"
         "from schedules.tasks import catalogue\n"
+        "required = {'tabular-mlp': {'file': 'a.npz'}, 'image-folder': {'folder': 'a'},\n"
+        "            'text-transformer': {'file': 'a.txt'}}\n"
         "for d in catalogue().tasks.values():\n"
-        "    d.training_size({})\n"
+        "    d.training_size(required.get(d.name, {}))\n"
         "print(','.join(sorted(m for m in ('torch', 'sklearn', 'numpy') if m in sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    env = {**os.environ, DATA_ROOT_ENV: str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, env=env
+    )
     assert out.stdout.strip() == ""

@@ -14,6 +14,7 @@ from tests.service.api.conftest import job_body
 from tests.support import toy_tasks
 
 BUILT_IN = ["cifar10-resnet18", "cifar100-resnet18", "digits-cnn", "digits-mlp", "synthetic-logreg"]
+GENERIC = ["image-folder", "tabular-mlp", "text-transformer"]
 
 
 def test_tasks_need_a_token(client: TestClient) -> None:
@@ -28,9 +29,10 @@ def test_tasks_list_every_installed_task_with_its_options(
     assert response.status_code == 200, response.text
     body = response.json()
     tasks = {t["name"]: t for t in body["data"]}
-    # the built-ins, plugins installed in this environment (scripts/setup.sh installs the examples), the toy
-    assert sorted(tasks) == sorted({*BUILT_IN, *catalogue().names, "toy-regression"})
-    assert set(BUILT_IN) <= set(tasks) and body["count"] == len(tasks)
+    # the built-ins, the generic tasks, plugins installed in this environment (scripts/setup.sh installs the
+    # examples), the toy
+    assert sorted(tasks) == sorted({*BUILT_IN, *GENERIC, *catalogue().names, "toy-regression"})
+    assert set(BUILT_IN) | set(GENERIC) <= set(tasks) and body["count"] == len(tasks)
     assert tasks["toy-regression"]["description"] == "Linear targets with noise, an MLP, mean squared error"
     synthetic = tasks["synthetic-logreg"]
     assert [o["name"] for o in synthetic["options"]] == [
@@ -52,6 +54,10 @@ def test_tasks_list_every_installed_task_with_its_options(
     assert (cifar["needs_data_root"], cifar["available"]) == (True, False)
     assert cifar["unavailable_reason"] == "the server has no data root (SCHEDSEARCH_DATA_ROOT)"
     assert cifar["options"][0]["name"] == "data_root"
+    assert "augment" in [o["name"] for o in cifar["options"]]
+    # the generic tasks read the user's files under the data root, so they are listed the same way
+    for name in GENERIC:
+        assert (tasks[name]["needs_data_root"], tasks[name]["available"]) == (True, False), name
 
 
 def test_a_plugin_task_is_accepted_and_its_options_checked(
