@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -33,11 +35,17 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from service import strictjson
 from service.objectives import ObjectiveName
 
 API_VERSION = "schedsearch/v1"
-DISTRIBUTION_KINDS = ("uniform", "loguniform", "int", "choice")
 PAPER_SHORTHAND = "paper"
+NAME_MAX = 200  # jobs.name is String(200)
+#: A baseline's trial key is "baseline:<name>" in trials.trial_key (String(200)); names stay well below.
+BASELINE_NAME_MAX = 100
+#: Names the service gives: the paper's strategies ("paper", "paper-i", ...), unnamed baselines
+#: ("baseline-<i>"), fixed space candidates ("space-<i>") and grid points ("grid-<i>").
+RESERVED_NAME = re.compile(r"paper(-.*)?|(baseline|space|grid)-\d+", re.DOTALL)
 
 Loc = tuple[str | int, ...]
 
@@ -50,7 +58,31 @@ def _err(kind: str, message: str) -> PydanticCustomError:
 class _Strict(BaseModel):
     # allow_inf_nan=False: NaN/Infinity in a float field is a 422 naming the field, never a stored value
     # (PostgreSQL's JSON type rejects them, so a stored NaN would fail every later write of the job).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict=True: a boolean is not a number (pydantic's lax mode reads `"momentum": false` as 0.0) and text
+    # is not a number either; an int is still a valid float.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+#: Unicode categories a name may not contain: controls (incl. U+0085), format characters (U+202E and the
+#: zero-width ones), surrogates, private use, unassigned, line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def name_problem(value: str, *, max_length: int) -> str | None:
+    """Why ``value`` cannot name a job or a baseline, or None: a name is shown in tables, logs and plots, so
+    it must be visible text (not only whitespace), without characters that hide, reorder or break lines."""
+    if not value.strip():
+        return "must not be empty or only whitespace"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters, got {len(value)}"
+    for i, char in enumerate(value):
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            what = unicodedata.name(char, "a control or invisible character")
+            return (
+                f"must hold only visible characters and spaces, got U+{ord(char):04X} ({what}) at "
+                f"position {i}"
+            )
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -149,7 +181,7 @@ class OptimizerSpec(_Strict):
     def _momentum_range(cls, value: float | dict[str, Any]) -> float | dict[str, Any]:
         values = _distribution_values(value, "optimizer.momentum") if isinstance(value, dict) else [value]
         for v in values:
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+            if not _is_number(v) or not 0.0 <= float(v) < 1.0:
                 raise _err("momentum_range", f"optimizer.momentum must be in [0, 1), got {v!r}")
         return value
 
@@ -208,10 +240,12 @@ class Resources(_Strict):
 class JobSpec(_Strict):
     """A schedule-search job."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True
+    )
 
     api_version: Literal["schedsearch/v1"] = Field(default="schedsearch/v1", alias="apiVersion")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     task: TaskSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     space: list[Candidate] = Field(default_factory=list, max_length=64)
@@ -239,11 +273,23 @@ class JobSpec(_Strict):
             raise _err("nothing_to_run", "a job needs search.num_trials > 0 or at least one baseline")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        # The API checks this at its edge (service.api.strict) with the exact location; a spec from elsewhere
+        # (a stored row, a file run locally) gets the same rule here.
+        try:
+            strictjson.check(data)
+        except strictjson.StrictJSONError as exc:
+            raise _err("json_value", f"the job spec is not plain JSON data: {exc}") from None
+        return data
+
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str) -> str:
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise _err("name_characters", f"name must not contain control characters, got {value!r}")
+        problem = name_problem(value, max_length=NAME_MAX)
+        if problem:
+            raise _err("name_characters", f"name {problem}, got {strictjson.escape_surrogates(value)!r}")
         return value
 
     def to_json(self) -> dict[str, Any]:
@@ -261,27 +307,37 @@ class NamedSchedule:
     schedule: dict[str, Any]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _distribution_values(value: Mapping[str, Any], field: str) -> list[Any]:
-    """The numbers a distribution can produce at its edges (bounds, or every choice)."""
-    if len(value) != 1 or next(iter(value)) not in DISTRIBUTION_KINDS:
+    """The numbers a distribution can produce at its edges (bounds, or every choice); the grammar is
+    ``schedules.space``'s, the one every distribution of a job follows."""
+    from schedules.space import DISTRIBUTIONS, check_distribution, is_distribution
+
+    if not is_distribution(value):
         raise _err(
             "distribution",
-            f"{field} must be a number or one of {', '.join(DISTRIBUTION_KINDS)} as {{kind: [...]}}, "
+            f"{field} must be a number or one of {', '.join(DISTRIBUTIONS)} as {{kind: [...]}}, "
             f"got {dict(value)!r}",
         )
-    kind, args = next(iter(value.items()))
-    if not isinstance(args, list) or not args or (kind != "choice" and len(args) != 2):
-        need = "a non-empty list" if kind == "choice" else "[lo, hi]"
-        raise _err("distribution", f"{field}.{kind} needs {need}, got {args!r}")
-    if kind != "choice" and not args[0] < args[1]:
-        raise _err("distribution", f"{field}.{kind} needs lo < hi, got {args!r}")
+    from schedules.spec import SpecError
+
+    try:
+        check_distribution(field, value)
+    except SpecError as exc:
+        raise _err("distribution", str(exc)) from None
+    _, args = next(iter(value.items()))
     return list(args)
 
 
 def iter_distributions(node: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
     """(loc, kind) of every distribution in a candidate."""
+    from schedules.space import is_distribution
+
     if isinstance(node, Mapping):
-        if len(node) == 1 and next(iter(node)) in DISTRIBUTION_KINDS:
+        if is_distribution(node):
             yield loc, next(iter(node))
             return
         for key, child in node.items():
@@ -320,8 +376,8 @@ def _named_schedules(strategies: Any) -> dict[str, dict[str, Any]]:
 
 def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
     """The job's baselines as named fixed schedules: ``"paper"`` expands to every paper strategy, a name to
-    that strategy, a dict to itself (named ``baseline-<i>`` unless it has a ``name`` key). Duplicates by name
-    are dropped, first wins."""
+    that strategy, a dict to itself (named ``baseline-<i>`` unless it has a ``name`` key). A paper strategy
+    referred to twice runs once; dicts have names of their own (``check_baseline_names``)."""
     if not spec.baselines:
         return []
     paper = paper_baselines(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
@@ -339,12 +395,68 @@ def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
     return list(out.values())
 
 
+def baseline_names(spec: JobSpec) -> list[str]:
+    """The names ``expand_baselines`` gives, without building a schedule: cheap, so the trial quota can be
+    checked before anything expensive. An unknown paper strategy counts as one (it is refused anyway)."""
+    from schedules.paper import STRATEGY_NAMES
+
+    names: dict[str, None] = {}
+    for i, baseline in enumerate(spec.baselines):
+        if baseline == PAPER_SHORTHAND:
+            names.update(dict.fromkeys(STRATEGY_NAMES))
+        elif isinstance(baseline, str):
+            names[baseline] = None
+        else:
+            name = baseline.get("name")
+            names[name if isinstance(name, str) and name else f"baseline-{i}"] = None
+    return list(names)
+
+
+def check_baseline_names(spec: JobSpec) -> list[InitErrorDetails]:
+    """The ``name`` of every dict baseline: text a person can read (``name_problem``), not a name the service
+    gives (``RESERVED_NAME``: it would be mistaken for a paper strategy or dropped as a duplicate), and not
+    the name of another baseline of the job."""
+    errors: list[InitErrorDetails] = []
+    seen: dict[str, int] = {}
+    for i, baseline in enumerate(spec.baselines):
+        if isinstance(baseline, str) or "name" not in baseline:
+            continue
+        name = baseline["name"]
+        field = f"baselines.{i}.name"
+        if not isinstance(name, str):
+            problem = f"{field} must be text, got {name!r}"
+        elif (why := name_problem(name, max_length=BASELINE_NAME_MAX)) is not None:
+            problem = f"{field} {why}, got {strictjson.escape_surrogates(name)!r}"
+        elif RESERVED_NAME.fullmatch(name):
+            problem = (
+                f"{field} {name!r} is a name the service gives (paper, paper-..., baseline-<n>, space-<n>, "
+                "grid-<n>: the paper's strategies, unnamed baselines, fixed candidates, grid points); choose "
+                "another"
+            )
+        elif name in seen:
+            problem = (
+                f"{field} {name!r} is already the name of baselines.{seen[name]}; each baseline needs a name "
+                "of its own (a second one would not run)"
+            )
+        else:
+            seen[name] = i
+            continue
+        errors.append(
+            InitErrorDetails(
+                type=_err("baseline_name", problem),
+                loc=("baselines", i, "name"),
+                input=strictjson.escape_surrogates(name) if isinstance(name, str) else None,
+            )
+        )
+    return errors
+
+
 def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
     """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem."""
     from schedules.space import validate as validate_candidate
     from schedules.spec import Schedule, SpecError
 
-    errors: list[InitErrorDetails] = []
+    errors: list[InitErrorDetails] = check_baseline_names(spec)
     try:
         TASK_OPTIONS[spec.task.name].model_validate(spec.task.options)
     except ValidationError as exc:
@@ -461,16 +573,6 @@ def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
     for i, baseline in enumerate(spec.baselines):
         if isinstance(baseline, str):
             continue  # the paper's strategies are built for this budget
-        name = baseline.get("name")
-        if name is not None and not isinstance(name, str):
-            errors.append(
-                InitErrorDetails(
-                    type=_err("baseline_name", f"baselines.{i}.name must be a string, got {name!r}"),
-                    loc=("baselines", i, "name"),
-                    input=None,
-                )
-            )
-            continue
         try:
             check_plans(Schedule.from_json({k: v for k, v in baseline.items() if k != "name"}), horizon)
         except SpecError as exc:
@@ -534,5 +636,5 @@ def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = N
 
 
 def count_trials(spec: JobSpec) -> int:
-    """Searched trials plus baselines: what the per-job trial quota limits."""
-    return spec.search.num_trials + len(expand_baselines(spec))
+    """Searched trials plus baselines: what the per-job trial quota limits (cheap: builds no schedule)."""
+    return spec.search.num_trials + len(baseline_names(spec))

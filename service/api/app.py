@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from service.api import errors, faults
 from service.api.inflight import InflightLimitMiddleware
 from service.api.limits import BodyLimitMiddleware
+from service.api.responses import SafeJSONResponse
 from service.api.routes import health, jobs, results, schedules, trials
 from service.api.schemas import ErrorPublic
 from service.api.telemetry import Telemetry, TelemetryMiddleware
@@ -35,7 +36,9 @@ Authenticate with `Authorization: Bearer <token>` (`schedsearch token create --u
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="schedsearch", version="1", description=DESCRIPTION)
+    app = FastAPI(
+        title="schedsearch", version="1", description=DESCRIPTION, default_response_class=SafeJSONResponse
+    )
     engine = make_engine(settings.resolved_database_url(), settings=settings)
     app.state.settings = settings
     app.state.engine = engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.storage.models import Job, Trial, TrialMetric
 
@@ -148,6 +148,9 @@ class EventPublic(BaseModel):
 
 class ScheduleCheckRequest(BaseModel):
     """A schedule and the settings that the theory check depends on."""
+
+    # strict: a boolean is not a momentum; extra keys are a typo to report, not to ignore.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     schedule: dict[str, Any] = Field(
         examples=[

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service.api.deps import SessionDep
+from service.api.responses import SafeJSONResponse
+from service.api.strict import StrictJSONRoute
 from service.api.telemetry import Telemetry
 from service.storage import repository as repo
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 
 @router.get("/healthz", responses={503: {"description": "The database does not answer."}})
-def healthz(session: SessionDep) -> JSONResponse:
+def healthz(session: SessionDep) -> SafeJSONResponse:
     try:
         session.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure means "not healthy"; the reason goes into the body
-        return JSONResponse(
+        return SafeJSONResponse(
             {"status": "unavailable", "database": f"error: {type(exc).__name__}"}, status_code=503
         )
-    return JSONResponse({"status": "ok", "database": "ok"})
+    return SafeJSONResponse({"status": "ok", "database": "ok"})
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=True)

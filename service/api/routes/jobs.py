@@ -7,13 +7,15 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.api.deps import CurrentUser, SessionDep, SettingsDep, owner_filter
+from service.api.params import IdempotencyKey, Offset
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
+from service.api.strict import StrictJSONRoute
 from service.jobspec import JobSpec, check_data_root, check_job_spec, count_trials, theory_warnings
 from service.ratelimit import TokenBucket
 from service.storage import repository as repo
@@ -21,7 +23,7 @@ from service.storage.errors import QuotaExceeded
 from service.storage.models import Job, Trial, User
 from service.storage.states import JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +82,7 @@ def create_job(
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """Queue a schedule-search job. Retries with the same ``Idempotency-Key`` and body return the same job."""
     request_hash = _request_hash(spec)
@@ -130,7 +132,7 @@ def list_jobs(
     user: CurrentUser,
     status_filter: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> JobsPublic:
     """The caller's jobs (every job for admins), newest first."""
     jobs, total = repo.list_jobs(

@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 
 from service.api.deps import CurrentUser
 from service.api.schemas import ScheduleCheckRequest
+from service.api.strict import StrictJSONRoute
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictJSONRoute)
 
 
 @router.post("/check")
