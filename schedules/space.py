@@ -68,8 +68,7 @@ def check_distribution(name: str, dist: Mapping[str, Any]) -> None:
     if not isinstance(args, list | tuple) or len(args) != 2:
         raise SpecError(name, dict(dist), f"{kind} needs [lo, hi]")
     lo, hi = args
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi))
-    if not numeric or not all(math.isfinite(v) for v in (lo, hi)):
+    if not all(_finite_number(v) for v in (lo, hi)):
         raise SpecError(name, dict(dist), f"{kind} bounds must be finite numbers")
     if kind == "int" and not all(isinstance(v, int) for v in (lo, hi)):
         raise SpecError(name, dict(dist), "int bounds must be integers")
@@ -79,6 +78,16 @@ def check_distribution(name: str, dist: Mapping[str, Any]) -> None:
         raise SpecError(name, dict(dist), f"{kind} needs lo < hi")
     if kind == "loguniform" and lo <= 0:
         raise SpecError(name, dict(dist), "loguniform needs lo > 0")
+
+
+def _finite_number(value: Any) -> bool:
+    """A number a float can hold: not a bool, not NaN or infinite, not an int too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite converts an int to a float
+        return False
 
 
 def _corner_values(dist: Mapping[str, Any]) -> list[Any]:

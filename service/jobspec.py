@@ -181,7 +181,7 @@ class OptimizerSpec(_Strict):
     def _momentum_range(cls, value: float | dict[str, Any]) -> float | dict[str, Any]:
         values = _distribution_values(value, "optimizer.momentum") if isinstance(value, dict) else [value]
         for v in values:
-            if not _is_number(v) or not 0.0 <= float(v) < 1.0:
+            if not _is_number(v) or not 0 <= v < 1:  # compared as is: float() overflows a huge int
                 raise _err("momentum_range", f"optimizer.momentum must be in [0, 1), got {v!r}")
         return value
 

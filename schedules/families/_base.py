@@ -66,7 +66,10 @@ def as_float(
     need = f"must be a finite number{(' ' + bounds) if bounds else ''}{where}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(name, value, need)
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int with hundreds of digits (JSON allows any length)
+        raise SpecError(name, _shorten(value), need) from None
     if not math.isfinite(out):
         raise SpecError(name, value, need)
     if (
@@ -92,6 +95,12 @@ def as_int(name: str, value: Any, *, family: str, ge: int | None = None, le: int
     if (ge is not None and out < ge) or (le is not None and out > le):
         raise SpecError(name, value, f"must be {bounds}{where}")
     return out
+
+
+def _shorten(value: int) -> str:
+    """A huge integer as its first digits and its length (the error message stays readable)."""
+    digits = str(abs(value))
+    return f"{'-' if value < 0 else ''}{digits[:12]}...({len(digits)} digits)"
 
 
 def _describe(**bounds: float | None) -> str:

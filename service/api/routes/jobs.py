@@ -48,15 +48,17 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
             value=settings.max_trials_per_job,
             retryable=False,
         )
-    total = spec.budget.total_sfo
-    if total is not None and total > settings.max_sfo_per_job:
-        raise QuotaExceeded(
-            f"budget.total_sfo={total} exceeds max_sfo_per_job={settings.max_sfo_per_job}",
-            limit="max_sfo_per_job",
-            value=settings.max_sfo_per_job,
-            retryable=False,
-        )
-    if total is None:
+    for field, value in (("max_sfo", spec.budget.max_sfo), ("total_sfo", spec.budget.total_sfo)):
+        # max_sfo too: an open-ended job's total becomes max_sfo_per_job below, and max_sfo > total_sfo
+        # would make the stored spec contradict itself (the driver could not read it).
+        if value is not None and value > settings.max_sfo_per_job:
+            raise QuotaExceeded(
+                f"budget.{field}={value} exceeds max_sfo_per_job={settings.max_sfo_per_job}",
+                limit="max_sfo_per_job",
+                value=settings.max_sfo_per_job,
+                retryable=False,
+            )
+    if spec.budget.total_sfo is None:
         # An open-ended job is capped by the server's limit, written into the stored spec.
         return spec.model_copy(
             update={"budget": spec.budget.model_copy(update={"total_sfo": settings.max_sfo_per_job})}

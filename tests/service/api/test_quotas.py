@@ -108,3 +108,25 @@ def test_streamed_body_over_limit_is_413(tight: TestClient, make_user_tight: dic
     headers = {**make_user_tight, "Content-Type": "application/json"}
     response = tight.post("/v1/jobs", content=chunks(), headers=headers)
     assert (response.status_code, response.json()["limit"]) == (413, "max_body_bytes")
+
+
+def test_a_per_trial_sfo_budget_over_the_job_limit_is_422(
+    tight: TestClient, make_user_tight: dict[str, str]
+) -> None:
+    """An open-ended job gets max_sfo_per_job as its total; a per-trial budget above it would make the
+    stored spec contradict itself (max_sfo > total_sfo) and fail when the driver reads it."""
+    body = job_body(budget={"max_epochs": 5, "max_sfo": 3_000_001})
+    response = tight.post("/v1/jobs", json=body, headers=make_user_tight)
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "detail": "budget.max_sfo=3000001 exceeds max_sfo_per_job=3000000",
+            "limit": "max_sfo_per_job",
+            "value": 3_000_000,
+        },
+    )
+    accepted = tight.post("/v1/jobs", json=job_body(budget={"max_epochs": 5}), headers=make_user_tight)
+    assert accepted.status_code == 202
+    from service.jobspec import JobSpec
+
+    JobSpec.model_validate(accepted.json()["spec"])  # what the driver does with the stored spec
