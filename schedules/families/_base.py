@@ -69,7 +69,7 @@ def as_float(
     try:
         out = float(value)
     except OverflowError:  # an int with hundreds of digits (JSON allows any length)
-        raise SpecError(name, _shorten(value), need) from None
+        raise SpecError(name, _shorten(int(value)), need) from None
     if not math.isfinite(out):
         raise SpecError(name, value, need)
     if (
