@@ -451,8 +451,42 @@ def check_baseline_names(spec: JobSpec) -> list[InitErrorDetails]:
     return errors
 
 
+def check_cost(spec: JobSpec) -> tuple[int, int]:
+    """(fixed schedules, searched candidates) that the checks of a submission evaluate over every epoch of
+    ``budget.max_epochs``: each fixed one (baselines, the paper's strategies, fixed candidates) once or twice
+    (whole-budget check and theory check), each searched candidate at two or more points. Cheap: nothing is
+    built. The service refuses a job whose ``max_epochs x (fixed + 2 x searched)`` exceeds its
+    ``max_check_schedule_epochs`` before running any check."""
+    searched = sum(1 for c in spec.space if any(True for _ in iter_distributions(c.model_dump())))
+    return len(baseline_names(spec)) + len(spec.space) - searched, searched
+
+
+#: Corner schedules ``schedules.space.validate`` may build for a whole job (each costs a schedule build,
+#: about 35 us): the same bound as one candidate's, for all candidates together.
+MAX_SPACE_CORNERS = 4096
+
+
+def _space_corners(spec: JobSpec) -> int:
+    """Schedules ``validate`` builds for the space: every corner plus a midpoint per continuous range."""
+    from schedules.space import distributions
+
+    total = 0
+    for candidate in spec.space:
+        corners, midpoints = 1, 0
+        for _, dist in distributions(candidate.model_dump()):
+            kind, args = next(iter(dist.items()))
+            corners *= max(len(args), 1) if kind == "choice" and isinstance(args, list) else 2
+            midpoints += kind in ("uniform", "loguniform")
+        total += corners + midpoints
+    return total
+
+
 def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
-    """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem."""
+    """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem.
+
+    Cheap checks first (names, task options, paper strategy names, the size of the space), then the corner
+    checks of the space, then, only when all of those pass, the whole-budget checks, the expensive part
+    (see ``check_cost``)."""
     from schedules.space import validate as validate_candidate
     from schedules.spec import Schedule, SpecError
 
@@ -468,6 +502,38 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
                     input=err.get("input"),
                 )
             )
+    paper: dict[str, dict[str, Any]] | None = None
+    for i, baseline in enumerate(spec.baselines):
+        if not isinstance(baseline, str) or baseline == PAPER_SHORTHAND:
+            continue
+        paper = paper if paper is not None else paper_baselines(spec)
+        if baseline not in paper:
+            errors.append(
+                InitErrorDetails(
+                    type=_err(
+                        "unknown_baseline",
+                        f"baselines.{i} must be 'paper' or one of the paper's strategies "
+                        f"({', '.join(sorted(paper))}), got {baseline!r}",
+                    ),
+                    loc=("baselines", i),
+                    input=baseline,
+                )
+            )
+    corners = _space_corners(spec)
+    if corners > MAX_SPACE_CORNERS:
+        errors.append(
+            InitErrorDetails(
+                type=_err(
+                    "space_size",
+                    f"space has {corners} corner schedules to validate over all its candidates, more than "
+                    f"{MAX_SPACE_CORNERS}; use fewer choices or distributions",
+                ),
+                loc=("space",),
+                input=None,
+            )
+        )
+    if errors:
+        return errors
     for i, candidate in enumerate(spec.space):
         body = candidate.model_dump()
         try:
@@ -489,24 +555,8 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
                             input=body,
                         )
                     )
-    paper: dict[str, dict[str, Any]] | None = None
     for i, baseline in enumerate(spec.baselines):
         if isinstance(baseline, str):
-            if baseline == PAPER_SHORTHAND:
-                continue
-            paper = paper if paper is not None else paper_baselines(spec)
-            if baseline not in paper:
-                errors.append(
-                    InitErrorDetails(
-                        type=_err(
-                            "unknown_baseline",
-                            f"baselines.{i} must be 'paper' or one of the paper's strategies "
-                            f"({', '.join(sorted(paper))}), got {baseline!r}",
-                        ),
-                        loc=("baselines", i),
-                        input=baseline,
-                    )
-                )
             continue
         try:
             Schedule.from_json({k: v for k, v in baseline.items() if k != "name"})

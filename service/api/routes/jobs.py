@@ -12,12 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from service.api.deps import CurrentUser, SessionDep, SettingsDep, owner_filter
+from service.api.deps import CurrentUser, SessionDep, SettingsDep, SubmittingUser, owner_filter
 from service.api.params import IdempotencyKey, Offset
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
 from service.api.strict import StrictJSONRoute
-from service.jobspec import JobSpec, check_data_root, check_job_spec, count_trials, theory_warnings
-from service.ratelimit import TokenBucket
+from service.jobspec import (
+    JobSpec,
+    check_cost,
+    check_data_root,
+    check_job_spec,
+    count_trials,
+    theory_warnings,
+)
 from service.storage import repository as repo
 from service.storage.errors import QuotaExceeded
 from service.storage.models import Job, Trial, User
@@ -39,7 +45,8 @@ def _request_hash(spec: JobSpec) -> str:
 
 
 def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
-    """Per-job quotas (422: the job can never fit) and the default total SFO budget."""
+    """Per-job quotas (422: the job can never fit) and the default total SFO budget. Cheap: run before any
+    check of the job's schedules, including the limit on what those checks may cost."""
     if trials > settings.max_trials_per_job:
         raise QuotaExceeded(
             f"the job has {trials} trials (search.num_trials + baselines) but max_trials_per_job="
@@ -58,6 +65,19 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
                 value=settings.max_sfo_per_job,
                 retryable=False,
             )
+    fixed, searched = check_cost(spec)
+    epochs = spec.budget.max_epochs
+    cost = epochs * (fixed + 2 * searched)
+    if cost > settings.max_check_schedule_epochs:
+        raise QuotaExceeded(
+            f"the job needs {cost} schedule-epochs of checks before it can be stored (budget.max_epochs="
+            f"{epochs} x ({fixed} fixed schedules + 2 x {searched} searched candidates)), more than "
+            f"max_check_schedule_epochs={settings.max_check_schedule_epochs}; use fewer epochs, baselines or "
+            "candidates",
+            limit="max_check_schedule_epochs",
+            value=settings.max_check_schedule_epochs,
+            retryable=False,
+        )
     if spec.budget.total_sfo is None:
         # An open-ended job is capped by the server's limit, written into the stored spec.
         return spec.model_copy(
@@ -82,11 +102,16 @@ def create_job(
     request: Request,
     response: Response,
     session: SessionDep,
-    user: CurrentUser,
+    user: SubmittingUser,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
-    """Queue a schedule-search job. Retries with the same ``Idempotency-Key`` and body return the same job."""
+    """Queue a schedule-search job. Retries with the same ``Idempotency-Key`` and body return the same job.
+
+    Order, cheapest first: the token and the submit rate limit (before the body is validated, so refused
+    submissions count), the body's structure, an idempotent replay, the per-job limits (including what
+    checking the job may cost), then the checks of its schedules, then the active-jobs quota with the insert.
+    """
     request_hash = _request_hash(spec)
     if idempotency_key is not None:
         replay = repo.find_idempotent_job(
@@ -95,21 +120,21 @@ def create_job(
         if replay is not None:
             response.status_code = status.HTTP_200_OK
             return _public(session, replay, user)
-    errors = check_job_spec(spec) + check_data_root(spec, settings.data_root)
+    trials = count_trials(spec)
+    stored = _check_limits(spec, trials, settings)
+    errors = check_data_root(spec, settings.data_root)
+    if not errors:
+        errors = check_job_spec(spec)
     if errors:
         exc = ValidationError.from_exception_data("JobSpec", errors)
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         )
-    trials = count_trials(spec)
-    stored = _check_limits(spec, trials, settings)
-    bucket: TokenBucket = request.app.state.submit_bucket
-    bucket.take(str(user.id))
     try:
         warnings: list[Any] = theory_warnings(stored)
     except Exception as exc:  # the check is advisory: a bug in it must not block submissions
-        log.exception("theory check failed")
-        warnings = [{"schedule": None, "error": f"theory check failed: {exc}"}]
+        log.exception("theory check failed for a submission of user %s", user.id)
+        warnings = [{"schedule": None, "error": f"the theory check failed ({type(exc).__name__})"}]
     job, created = repo.create_job(
         session,
         owner_id=user.id,
