@@ -410,15 +410,21 @@ class Dispatcher:
             # Someone stopped the Ray Job (the dashboard's Jobs tab, `ray job stop`): that is a cancel.
             self._finish_cancel(job.id, f"cancelled: Ray Job {watch.submission_id} was stopped")
             return
-        what = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}: {message[-1500:]}"
+        ended = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}"
+        # Ray's message ends with the driver's output (a traceback, paths): the log has it, the job's owner
+        # gets the sentence (workers.failures).
+        logger.warning("job %s: %s: %s", job.id, ended, message[-1500:])
         if watch.drivers < self.max_attempts:
-            self._event(job.id, "driver_lost", what)
+            self._event(job.id, "driver_lost", f"{ended}; submitting the driver again")
             self._submit(job.id, drivers=watch.drivers + 1)
             return
         store = JobStore(self.factory, job.id)
         store.finish_unfinished(TrialStatus.CANCELLED, "the job failed")
         store.finish_job(
-            JobStatus.FAILED, error=f"{watch.drivers} drivers failed; last: {what}", message="driver failed"
+            JobStatus.FAILED,
+            error=f"{watch.drivers} drivers failed; the last, {ended} (the dispatcher's log has Ray's "
+            "message)",
+            message="driver failed",
         )
         self._watch.pop(job.id, None)
 

@@ -13,13 +13,16 @@ keys (``_key``, ``_kind``, ``_name``); the job-wide parts come through ``tune.wi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from service.objectives import OBJECTIVES
+from workers.failures import one_sentence
+
+logger = logging.getLogger(__name__)
 
 # What an epoch report carries besides the EpochRecord fields.
 REPORT_EXTRA = ("objective", "node_id", "final", "summary", "error", "train_wall_s")
@@ -120,15 +123,16 @@ def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> Non
 
         result = train(TrialSpec.from_json(trial_spec_json(config, base)), report=report)
     except Exception as exc:  # a trial that raises is a failed trial, not a Ray failure
-        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        tb = traceback.format_exc(limit=8)
+        # The traceback goes to this worker's log; the trial's error (shown to the job's owner) is one
+        # sentence (workers.failures).
+        logger.exception("job %s trial %s failed", base.get("job_id"), config.get("_key"))
         tune.report(
             {
                 **last,
                 "objective": tracker.value(),
                 "node_id": node_id,
                 "final": True,
-                "error": f"{text}\n{tb}"[-4000:],
+                "error": one_sentence(exc),
                 "train_wall_s": time.perf_counter() - started,
             }
         )

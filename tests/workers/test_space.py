@@ -178,3 +178,27 @@ def test_plan_skips_finished_trials_and_restarts_unfinished_ones() -> None:
 )
 def test_optuna_storage_is_apart_from_the_service_tables(url: str, expected: str) -> None:
     assert optuna_storage_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql+psycopg://user:password@db.internal:5432/prod",
+            {"study": "schedsearch-job-1", "where": "the optuna schema of the service's PostgreSQL database"},
+        ),
+        (
+            "sqlite:////srv/schedsearch/schedsearch.db",
+            {"study": "schedsearch-job-1", "where": "the -optuna file next to the service's SQLite database"},
+        ),
+    ],
+)
+def test_the_job_summary_names_the_study_not_the_storage(url: str, expected: dict[str, str]) -> None:
+    """The summary is shown to the job's owner: the study's name and where it lives in words, never the
+    database's user, host, name, password or file path."""
+    from workers.driver import optuna_summary
+
+    summary = optuna_summary(url, "schedsearch-job-1")
+    assert summary == expected
+    for secret in ("user", "password", "db.internal", "prod", "/srv"):
+        assert secret not in str(summary)
