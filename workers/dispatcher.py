@@ -45,11 +45,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.storage import repository as repo
-from service.storage.db import make_engine, make_session_factory, normalize_url, session_scope
+from service.storage.db import (
+    DATABASE_FAULTS,
+    make_engine,
+    make_session_factory,
+    normalize_url,
+    session_scope,
+)
 from service.storage.errors import LeaseLost, NotFound
 from service.storage.models import Job
 from service.storage.states import JOB_TERMINAL, JobStatus, TrialStatus
 from workers import raycluster
+from workers.outage import OutageLog
 from workers.store import JobStore
 
 logger = logging.getLogger("workers.dispatcher")
@@ -215,12 +222,19 @@ class Dispatcher:
             self._target.address if self._target else "?",
             self._target.public_dashboard_url if self._target else "?",
         )
+        outage = OutageLog(logger, waiting="the dispatcher waits for it")
         while not stop.is_set():
             try:
                 self.step()
+            except DATABASE_FAULTS as exc:
+                # One line when the outage starts and one when it ends, not a stack trace per poll; leases
+                # run out only if the outage outlasts them (docs/reliability.md).
+                outage.failed(exc)
             except Exception:
                 logger.exception("dispatcher step failed; retrying in %.1fs", self.poll_s)
                 self._forget_dead_local_head()
+            else:
+                outage.ok()
             stop.wait(self.poll_s)
         self.shutdown()
 
@@ -446,7 +460,11 @@ def _driver_env(settings: Settings) -> dict[str, str]:
     url = make_url(normalize_url(settings.resolved_database_url()))
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).resolve()))
-    env = {"SCHEDSEARCH_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms)}
+    env = {
+        "SCHEDSEARCH_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms),
+        # The driver waits out a database outage for as long as the dispatcher's lease (workers.store).
+        "SCHEDSEARCH_LEASE_SECONDS": str(settings.lease_seconds),
+    }
     if url.password is None:
         env["SCHEDSEARCH_DATABASE_URL"] = url.render_as_string(hide_password=False)
     return env

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from service.jobspec import JobSpec, expand_baselines
 from service.objectives import OBJECTIVES
 from service.settings import Settings
-from service.storage.db import normalize_url
+from service.storage.db import is_database_fault, normalize_url
 from service.storage.models import Trial
 from service.storage.states import TRIAL_TERMINAL, JobStatus, TrialStatus
 from workers.failures import one_sentence
@@ -232,6 +232,14 @@ def run_job(settings: Settings, job_id: str, *, storage_path: Path | None = None
     try:
         return _run_job(settings, store, storage_path)
     except Exception as exc:
+        if is_database_fault(exc):
+            # The database stayed away for longer than the lease (the store waited that long): nothing can be
+            # recorded now. This driver ends (its Ray Job fails) and the dispatcher, once the database is
+            # back, starts a new one, which restarts only the unfinished trials.
+            logger.error(
+                "job %s: the database is still unavailable (%s); the driver ends", job_id, type(exc).__name__
+            )
+            return JobStatus.FAILED.value
         # The traceback goes to this driver's log (the Ray Job's log) with the job id; the job keeps one
         # sentence, which its owner sees (workers.failures).
         logger.exception("job %s: driver failed", job_id)

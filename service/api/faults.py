@@ -23,12 +23,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.responses import SafeJSONResponse
 from service.api.strict import InvalidBody
+from service.storage.db import DATABASE_FAULTS
 
 log = logging.getLogger("schedsearch.api.faults")
 
@@ -36,9 +35,6 @@ DB_UNAVAILABLE = "the database is unavailable; retry later"
 RETRY_AFTER_S = 5
 # FastAPI's detail when it cannot decode a request body (fastapi.routing).
 UNPARSABLE_BODY = "There was an error parsing the body"
-
-# Exceptions that mean "the database is not reachable right now", as opposed to a bug in a query.
-DB_FAULTS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def json_safe(value: Any) -> Any:
@@ -107,7 +103,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (called by ``create_app``)."""
-    for exc_type in DB_FAULTS:
+    for exc_type in DATABASE_FAULTS:
         app.add_exception_handler(exc_type, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
