@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
@@ -138,9 +138,13 @@ def connect_ray(settings: Settings) -> RayTarget:
     if head is None or not raycluster.is_running(head) or not raycluster.gcs_answers(head.gcs_address):
         # A short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
         temp_dir = Path(tempfile.mkdtemp(prefix="schedsearch-ray-"))
-        head = raycluster.start_head(
-            temp_dir, token=token, num_cpus=os.cpu_count() or 1, extra_env=raycluster.LOOPBACK_ONLY_ENV
-        )
+        # The drivers of this head's Ray Jobs are its children: they read the database URL from the
+        # environment they inherit, never from the runtime env (the dashboard shows it) or a file.
+        head_env = {
+            **raycluster.LOOPBACK_ONLY_ENV,
+            "SCHEDSEARCH_DATABASE_URL": settings.resolved_database_url(),
+        }
+        head = raycluster.start_head(temp_dir, token=token, num_cpus=os.cpu_count() or 1, extra_env=head_env)
         raycluster.save_node(head, state_dir / "head.json")
         logger.info("started a local Ray head at %s (dashboard %s)", head.gcs_address, head.dashboard_url)
     assert head.dashboard_url is not None
@@ -453,13 +457,20 @@ class Dispatcher:
             repo.add_job_event(s, job_id=job_id, kind=kind, message=message)
 
 
-def _driver_env(settings: Settings) -> dict[str, str]:
-    """Environment of the driver's Ray Job. The database URL travels only without a password: Ray shows a
-    job's runtime env in its dashboard, so a URL with a secret must come from the head's own environment
-    (``SCHEDSEARCH_DATABASE_URL`` set there, e.g. from a Kubernetes secret)."""
+def _absolute_url(settings: Settings) -> URL:
+    """The database URL with a SQLite file's path made absolute (a driver's working directory differs)."""
     url = make_url(normalize_url(settings.resolved_database_url()))
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).resolve()))
+    return url
+
+
+def _driver_env(settings: Settings) -> dict[str, str]:
+    """Environment of the driver's Ray Job. The database URL travels only without a password: Ray shows a
+    job's runtime env in its dashboard, so a URL with a secret must come from the head's own environment
+    (``SCHEDSEARCH_DATABASE_URL`` set there: by ``connect_ray`` for the dispatcher's local head, from a
+    Kubernetes secret or the env file for a cluster)."""
+    url = _absolute_url(settings)
     env = {
         "SCHEDSEARCH_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms),
         # The driver waits out a database outage for as long as the dispatcher's lease (workers.store).

@@ -268,7 +268,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     from ray.tune.search import ConcurrencyLimiter
 
     from workers.callback import JobStopper, ResultsWriter
-    from workers.search import JobSearcher, TolerantOptunaSearch, make_scheduler
+    from workers.search import EnvironmentRDBStorage, JobSearcher, TolerantOptunaSearch, make_scheduler
     from workers.trainable import run_trial
 
     job = store.job()
@@ -318,7 +318,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     if plan.n_search > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _ensure_optuna_schema(settings.resolved_database_url())
-        storage = optuna.storages.RDBStorage(optuna_url)
+        storage = EnvironmentRDBStorage(optuna_url)  # pickled into Tune's files without its URL
         _fail_stale_optuna_trials(storage, study_name)
         sampler: optuna.samplers.BaseSampler = (
             optuna.samplers.RandomSampler(seed=spec.search.seed)

@@ -18,11 +18,33 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
+import optuna
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 logger = logging.getLogger(__name__)
+
+
+class EnvironmentRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's database storage, pickled without its URL.
+
+    Tune pickles the searcher, with the Optuna study and its storage inside, into ``tuner.pkl`` and
+    ``searcher-state-*.pkl``, both in the experiment folder and in Ray's driver artifacts: the URL there put
+    the database password on disk (mode 0644, under a world-writable temp directory). Unpickled, the storage
+    takes the URL from the process's environment (``SCHEDSEARCH_DATABASE_URL``), as the driver itself does.
+    """
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["url"] = None
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        from service.settings import Settings
+        from workers.driver import optuna_storage_url
+
+        super().__setstate__({**state, "url": optuna_storage_url(Settings().resolved_database_url())})
 
 
 class TolerantOptunaSearch(OptunaSearch):

@@ -202,3 +202,26 @@ def test_the_job_summary_names_the_study_not_the_storage(url: str, expected: dic
     assert summary == expected
     for secret in ("user", "password", "db.internal", "prod", "/srv"):
         assert secret not in str(summary)
+
+
+def test_the_optuna_storage_pickles_without_its_url_and_comes_back_from_the_environment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune pickles the searcher (study and storage inside) into files; the URL is not in the pickle, and
+    unpickling takes it from SCHEDSEARCH_DATABASE_URL, as the driver does."""
+    import pickle
+
+    import optuna
+
+    from workers.search import EnvironmentRDBStorage
+
+    service_db = tmp_path / "pw-in-path-s3cr3t.db"  # stands in for a secret: the file name is in the URL
+    url = optuna_storage_url(f"sqlite:///{service_db}")
+    storage = EnvironmentRDBStorage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    blob = pickle.dumps(study)
+    assert b"s3cr3t" not in blob
+    monkeypatch.setenv("SCHEDSEARCH_DATABASE_URL", f"sqlite:///{service_db}")
+    restored = pickle.loads(blob)
+    assert [t.value for t in restored.trials] == [1.0]
