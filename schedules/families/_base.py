@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 _MISSING = object()
@@ -112,6 +114,80 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
+Bound = float | str | None  # a number, or the name of an earlier parameter of the same family
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A parameter's valid range: numbers, or names of parameters declared before it (``lr_max`` has
+    ``gt="lr0"``). For an integer parameter ``gt`` / ``lt`` mean ``ge`` / ``le`` one step further."""
+
+    gt: Bound = None
+    ge: Bound = None
+    lt: Bound = None
+    le: Bound = None
+
+    def items(self) -> list[tuple[str, float | str]]:
+        return [
+            (k, v)
+            for k, v in (("gt", self.gt), ("ge", self.ge), ("lt", self.lt), ("le", self.le))
+            if v is not None
+        ]
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    gt: Bound = None,
+    ge: Bound = None,
+    lt: Bound = None,
+    le: Bound = None,
+    doc: str = "",
+) -> Any:
+    """A numeric parameter of a family: its default, its valid range and a short description. The family
+    checks it in ``__post_init__`` (``Family._check_params``) and ``schedules.schema`` writes the same range
+    into the API's JSON schema: one definition of each parameter."""
+    return dataclasses.field(
+        default=default, metadata={"bounds": Bounds(gt=gt, ge=ge, lt=lt, le=le), "doc": doc}
+    )
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """A parameter as the checks and the schema see it."""
+
+    name: str
+    kind: type  # int or float; for ``base`` the LR family type
+    optional: bool  # None is a valid value (``int | None``)
+    required: bool  # no default
+    default: Any
+    bounds: Bounds
+    doc: str
+
+
+def params_of(cls: type) -> list[ParamInfo]:
+    """The parameters of a family class, in declaration order (the order they are checked in)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = type(None) in typing.get_args(hint)
+        kind = args[0] if optional and args else hint
+        out.append(
+            ParamInfo(
+                name=f.name,
+                kind=kind,
+                optional=optional,
+                required=f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                default=None if f.default is dataclasses.MISSING else f.default,
+                bounds=f.metadata.get("bounds", Bounds()),
+                doc=f.metadata.get("doc", ""),
+            )
+        )
+    return out
+
+
 def ceil_clean(x: float) -> int:
     """ceil that ignores float noise: 16.000000000000004 is 16, not 17 (stage values such as 8 * 2^k or the
     affine rescale are computed in floats)."""
@@ -123,9 +199,43 @@ def stage_of(epoch: int, interval: int) -> int:
 
 
 class Family:
-    """Base of every family: the JSON form and the parsing of a params dict."""
+    """Base of every family: the parameter checks, the JSON form and the parsing of a params dict.
+
+    A family is a frozen dataclass whose numeric parameters are declared with :func:`param` (type and range);
+    ``__post_init__`` checks them in declaration order and then runs ``_check`` for what a range cannot say
+    (Seesaw's base, "lr_max or factor")."""
 
     family: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        self._check_params()
+        self._check()
+
+    def _check(self) -> None:
+        """Checks beyond each parameter's range; none by default."""
+
+    def _check_params(self) -> None:
+        for p in params_of(type(self)):
+            if p.kind not in (int, float):
+                continue  # a nested family (Seesaw's base) is checked by _check
+            value = getattr(self, p.name)
+            if value is None and p.optional:
+                continue
+            limits = {
+                op: getattr(self, bound) if isinstance(bound, str) else bound
+                for op, bound in p.bounds.items()
+            }
+            if p.kind is int:
+                # Integers: "> x" is ">= x + 1" and "< x" is "<= x - 1", said the way users count.
+                if "gt" in limits:
+                    limits["ge"] = math.floor(limits.pop("gt")) + 1
+                if "lt" in limits:
+                    limits["le"] = math.ceil(limits.pop("lt")) - 1
+                whole = {op: int(v) for op, v in limits.items()}
+                checked: float = as_int(p.name, value, family=self.family, **whole)
+            else:
+                checked = as_float(p.name, value, family=self.family, **limits)
+            object.__setattr__(self, p.name, checked)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"family": self.family}

@@ -14,15 +14,10 @@ from schedules.families._base import (
     BatchSchedule,
     HorizonLike,
     SpecError,
-    as_float,
-    as_int,
     ceil_clean,
+    param,
     stage_of,
 )
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
 
 
 def affine_stage_value(start: float, factor: float, stage: int, *, cap: float, last_stage: float) -> float:
@@ -40,10 +35,7 @@ class ConstantBatch(BatchSchedule):
     """b_e = b0.  Table (b0=128): e=0 -> 128, e=299 -> 128."""
 
     family: ClassVar[str] = "constant"
-    b0: int
-
-    def __post_init__(self) -> None:
-        _set(self, "b0", as_int("b0", self.b0, family=self.family, ge=1))
+    b0: int = param(ge=1, doc="The batch size.")
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         return self.b0
@@ -58,18 +50,12 @@ class ExpGrowthBatch(BatchSchedule):
     """
 
     family: ClassVar[str] = "exp_growth"
-    b0: int
-    factor: float
-    interval: int
-    b_max: int | None = None
-
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "b0", as_int("b0", self.b0, family=f, ge=1))
-        _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
-        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
-        if self.b_max is not None:
-            _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0 + 1))
+    b0: int = param(ge=1, doc="First batch size.")
+    factor: float = param(gt=1, doc="Growth per stage (delta).")
+    interval: int = param(ge=1, doc="Epochs per stage (E).")
+    b_max: int | None = param(
+        None, gt="b0", doc="Batch size of the last stage (affine rescale); null: uncapped."
+    )
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         k = stage_of(epoch, self.interval)
@@ -87,18 +73,10 @@ class LinearGrowthBatch(BatchSchedule):
     """
 
     family: ClassVar[str] = "linear_growth"
-    b0: int
-    increment: int
-    interval: int
-    b_max: int | None = None
-
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "b0", as_int("b0", self.b0, family=f, ge=1))
-        _set(self, "increment", as_int("increment", self.increment, family=f, ge=1))
-        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
-        if self.b_max is not None:
-            _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0 + 1))
+    b0: int = param(ge=1, doc="First batch size.")
+    increment: int = param(ge=1, doc="Added per stage (c).")
+    interval: int = param(ge=1, doc="Epochs per stage (E).")
+    b_max: int | None = param(None, gt="b0", doc="Cap; null: uncapped.")
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         b = self.b0 + self.increment * stage_of(epoch, self.interval)
@@ -118,21 +96,12 @@ class AdaptiveBatch(BatchSchedule):
     """
 
     family: ClassVar[str] = "adaptive"
-    b0: int = 8
-    factor: float = 2.0
-    lr_factor: float = 1.4
-    eps0: float = 0.5
-    check_every: int = 1000
-    b_max: int = 4096
-
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "b0", as_int("b0", self.b0, family=f, ge=1))
-        _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
-        _set(self, "lr_factor", as_float("lr_factor", self.lr_factor, family=f, gt=0))
-        _set(self, "eps0", as_float("eps0", self.eps0, family=f, gt=0))
-        _set(self, "check_every", as_int("check_every", self.check_every, family=f, ge=1))
-        _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0))
+    b0: int = param(8, ge=1, doc="Batch size of stage 0.")
+    factor: float = param(2.0, gt=1, doc="Batch growth per stage (delta).")
+    lr_factor: float = param(1.4, gt=0, doc="LR multiplier per stage (gamma).")
+    eps0: float = param(0.5, gt=0, doc="Gradient-norm threshold of stage 0.")
+    check_every: int = param(1000, ge=1, doc="Steps between two threshold checks.")
+    b_max: int = param(4096, ge="b0", doc="Largest batch size (last stage).")
 
     @property
     def is_adaptive(self) -> bool:
