@@ -15,14 +15,16 @@ Validation has two phases, both reported as one pydantic ``ValidationError`` who
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import typing
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,6 +32,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -55,6 +58,19 @@ def _err(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
+def _component(name: str) -> WithJsonSchema:
+    """The field's OpenAPI schema is the component ``name`` of ``service.api.openapi`` (generated from the
+    schedule families). Wrapped in allOf: pydantic resolves a bare $ref against its own definitions."""
+    return WithJsonSchema({"allOf": [{"$ref": f"#/components/schemas/{name}"}]})
+
+
+def _momentum_schema() -> dict[str, Any]:
+    from schedules.space import distribution_schema
+
+    value = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+    return {"anyOf": [value, distribution_schema(value)]}
+
+
 class _Strict(BaseModel):
     # allow_inf_nan=False: NaN/Infinity in a float field is a 422 naming the field, never a stored value
     # (PostgreSQL's JSON type rejects them, so a stored NaN would fail every later write of the job).
@@ -62,10 +78,49 @@ class _Strict(BaseModel):
     # is not a number either; an int is still a valid float.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        # Strict mode refuses 30.0 for an integer field; JSON Schema (the API's documented contract) and the
+        # schedule families count it as the integer 30, so it is read as one.
+        if not isinstance(data, dict):
+            return data
+        names = _integer_fields(cls)
+        return {
+            k: int(v) if k in names and isinstance(v, float) and math.isfinite(v) and v.is_integer() else v
+            for k, v in data.items()
+        }
+
+
+@functools.cache
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Names and aliases of the fields typed ``int`` or ``int | None``."""
+    out: set[str] = set()
+    for name, field in model.model_fields.items():
+        if field.annotation is int or set(typing.get_args(field.annotation)) == {int, type(None)}:
+            out.update(n for n in (name, field.alias) if n)
+    return frozenset(out)
+
 
 #: Unicode categories a name may not contain: controls (incl. U+0085), format characters (U+202E and the
 #: zero-width ones), surrogates, private use, unassigned, line and paragraph separators.
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+@functools.cache
+def name_pattern() -> str:
+    """``name_problem``'s character rule as a JSON Schema pattern, generated from ``_HIDDEN_CATEGORIES``:
+    the Basic Multilingual Plane's hidden characters as backslash-u ranges (what every regex dialect reads);
+    hidden characters beyond it are refused by the check, not by the pattern."""
+    ranges: list[list[int]] = []
+    for code in range(0x10000):
+        if unicodedata.category(chr(code)) in _HIDDEN_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    parts = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return f"^[^{parts}]+$"
 
 
 def name_problem(value: str, *, max_length: int) -> str | None:
@@ -155,7 +210,11 @@ TASK_NAMES: tuple[str, ...] = tuple(TASK_OPTIONS)
 
 
 class TaskSpec(_Strict):
-    name: str = Field(description=f"One of {', '.join(TASK_NAMES)}.", examples=["digits-mlp"])
+    name: str = Field(
+        description=f"One of {', '.join(TASK_NAMES)}.",
+        examples=["digits-mlp"],
+        json_schema_extra={"enum": list(TASK_NAMES)},
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Task options (see the task's schema).")
 
     @field_validator("name")
@@ -171,7 +230,7 @@ class TaskSpec(_Strict):
 
 class OptimizerSpec(_Strict):
     name: Literal["shb", "nshb", "sgd"] = Field(default="nshb", description="SHB, NSHB, or plain SGD.")
-    momentum: float | dict[str, Any] = Field(
+    momentum: Annotated[float | dict[str, Any], WithJsonSchema(_momentum_schema())] = Field(
         default=0.9,
         description="beta in [0, 1), fixed or a distribution such as {'uniform': [0.8, 0.95]}; 0 for sgd.",
     )
@@ -195,16 +254,26 @@ class OptimizerSpec(_Strict):
 class Candidate(_Strict):
     """A schedule whose numeric parameters may be distributions (design.md, "Search space")."""
 
-    batch_size: dict[str, Any] = Field(examples=[{"family": "exp_growth", "b0": {"choice": [8, 16]}}])
-    lr: dict[str, Any] = Field(examples=[{"family": "warmup_const", "lr0": 0.1, "lr_max": 1.0}])
+    batch_size: Annotated[dict[str, Any], _component("BatchScheduleCandidate")] = Field(
+        examples=[{"family": "exp_growth", "b0": {"choice": [8, 16]}, "factor": 2.0, "interval": 3}]
+    )
+    lr: Annotated[dict[str, Any], _component("LRScheduleCandidate")] = Field(
+        examples=[{"family": "warmup_const", "lr0": 0.1, "lr_max": 1.0}]
+    )
 
 
 class Budget(_Strict):
     max_epochs: int = Field(ge=1, le=10_000, description="Epochs per trial.")
+    # le: 64-bit columns and floats hold them (the API refuses larger integers anywhere).
     max_sfo: int | None = Field(
-        default=None, ge=1, description="Stochastic gradients per trial (None: no cap)."
+        default=None,
+        ge=1,
+        le=strictjson.MAX_INT,
+        description="Stochastic gradients per trial (None: no cap).",
     )
-    total_sfo: int | None = Field(default=None, ge=1, description="Stochastic gradients for the whole job.")
+    total_sfo: int | None = Field(
+        default=None, ge=1, le=strictjson.MAX_INT, description="Stochastic gradients for the whole job."
+    )
 
     @model_validator(mode="after")
     def _per_trial_within_total(self) -> Budget:
@@ -237,19 +306,51 @@ class Resources(_Strict):
     gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs per trial; fractions share a GPU.")
 
 
+# "Something to run" as a schema: searched trials need a space, a job without them needs baselines
+# (JobSpec._something_to_run). num_trials defaults to 16, so a job that leaves it out needs a space.
+_SOMETHING_TO_RUN: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": ["space"],
+            "properties": {
+                "space": {"minItems": 1},
+                "search": {"properties": {"num_trials": {"minimum": 1}}},
+            },
+        },
+        {
+            "required": ["search", "baselines"],
+            "properties": {
+                "search": {"required": ["num_trials"], "properties": {"num_trials": {"const": 0}}},
+                "baselines": {"minItems": 1},
+            },
+        },
+    ]
+}
+
+
 class JobSpec(_Strict):
     """A schedule-search job."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        allow_inf_nan=False,
+        strict=True,
+        json_schema_extra=_SOMETHING_TO_RUN,
     )
 
     api_version: Literal["schedsearch/v1"] = Field(default="schedsearch/v1", alias="apiVersion")
-    name: str = Field(min_length=1, max_length=NAME_MAX)
+    name: str = Field(
+        min_length=1,
+        max_length=NAME_MAX,
+        description="Visible text: not only whitespace, no control, format or invisible characters.",
+        json_schema_extra=lambda schema: schema.update(pattern=name_pattern()),
+    )
     task: TaskSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     space: list[Candidate] = Field(default_factory=list, max_length=64)
-    baselines: list[str | dict[str, Any]] = Field(
+    baselines: list[Annotated[str | dict[str, Any], _component("Baseline")]] = Field(
         default_factory=list,
         max_length=256,
         description="Fixed schedules run alongside: schedule dicts, 'paper' for all of the paper's "

@@ -83,6 +83,10 @@ class LinearGrowthBatch(BatchSchedule):
         return b if self.b_max is None else min(b, self.b_max)
 
 
+#: Most stages an adaptive rule may have between b0 and b_max (factor 1.01 from 8 to 4096 takes 627).
+MAX_ADAPTIVE_STAGES = 1000
+
+
 @dataclass(frozen=True)
 class AdaptiveBatch(BatchSchedule):
     """The eps-triggered rule of arXiv 2508.05302 (paper-notes §5.4), as a pure function of the stage k.
@@ -102,6 +106,19 @@ class AdaptiveBatch(BatchSchedule):
     eps0: float = param(0.5, gt=0, doc="Gradient-norm threshold of stage 0.")
     check_every: int = param(1000, ge=1, doc="Steps between two threshold checks.")
     b_max: int = param(4096, ge="b0", doc="Largest batch size (last stage).")
+
+    def _check(self) -> None:
+        # The trainer and the theory check walk the stages one by one: a factor barely above 1 would need
+        # millions of them before b_max (1.000001 from 8 to 4096: 6.2 million).
+        if self.b_max > self.b0:
+            stages = math.log(self.b_max / self.b0) / math.log(self.factor)
+            if stages > MAX_ADAPTIVE_STAGES:
+                raise SpecError(
+                    "factor",
+                    self.factor,
+                    f"must reach b_max={self.b_max} from b0={self.b0} within {MAX_ADAPTIVE_STAGES} stages "
+                    f"for adaptive (it needs {math.ceil(stages)})",
+                )
 
     @property
     def is_adaptive(self) -> bool:
@@ -123,7 +140,12 @@ class AdaptiveBatch(BatchSchedule):
     def stage_batch(self, k: int) -> int:
         if k < 0:
             raise SpecError("stage", k, "must be >= 0 for adaptive")
-        return min(ceil_clean(self.b0 * self.factor**k), self.b_max)
+        try:
+            value = self.b0 * self.factor**k
+        except OverflowError:
+            return self.b_max
+        # min(b0 factor^k, b_max) is b_max however far past the largest float b0 factor^k would be.
+        return self.b_max if not math.isfinite(value) else min(ceil_clean(value), self.b_max)
 
     def stage_lr_multiplier(self, k: int) -> float:
         return float(self.lr_factor ** min(k, self.max_stage))

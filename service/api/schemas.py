@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from service.storage.models import Job, Trial, TrialMetric
 
@@ -152,7 +152,9 @@ class ScheduleCheckRequest(BaseModel):
     # strict: a boolean is not a momentum; extra keys are a typo to report, not to ignore.
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    schedule: dict[str, Any] = Field(
+    schedule: Annotated[
+        dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/Schedule"}]})
+    ] = Field(
         examples=[
             {
                 "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": 3},

@@ -320,6 +320,19 @@ HOSTILE: list[tuple[str, Any, int, tuple[Any, ...]]] = [
         422,
         ("body", "baselines", 1, "name"),
     ),
+    # An adaptive batch rule whose stages cannot be enumerated, or whose LR multiplier overflows.
+    (
+        "adaptive-millions-of-stages",
+        _baseline_only({"family": "adaptive", "factor": 1.000001, "b_max": 1024}),
+        422,
+        ("body", "baselines", 0, "batch_size", "factor"),
+    ),
+    (
+        "adaptive-lr-multiplier-overflows",
+        _baseline_only({"family": "adaptive", "factor": 1.01, "lr_factor": 4.0, "b_max": 4096}),
+        422,
+        ("body", "baselines", 0, "batch_size", "lr_factor"),
+    ),
     # Booleans are not numbers.
     (
         "momentum-false",
@@ -516,6 +529,16 @@ def _check_body(batch: str = _B8, lr: str = _LR, extra: str = "") -> str:
         ),
         # a boolean for a number
         (_check_body(extra=', "momentum": false'), ["body", "momentum"]),
+        # an adaptive batch that needs millions of stages to reach b_max
+        (
+            _check_body(batch='{"family": "adaptive", "factor": 1.000001, "b_max": 4096}'),
+            ["body", "schedule", "batch_size", "factor"],
+        ),
+        # an LR multiplier lr_factor^k that overflows at the last stage
+        (
+            _check_body(batch='{"family": "adaptive", "factor": 1.01, "lr_factor": 4.0, "b_max": 4096}'),
+            ["body", "schedule", "batch_size", "lr_factor"],
+        ),
     ],
     ids=[
         "surrogate-value",
@@ -525,6 +548,8 @@ def _check_body(batch: str = _B8, lr: str = _LR, extra: str = "") -> str:
         "nested-600",
         "duplicate-key",
         "momentum-false",
+        "adaptive-millions-of-stages",
+        "adaptive-lr-multiplier-overflows",
     ],
 )
 def test_hostile_schedule_check_is_422_naming_the_field(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.api.deps import CurrentUser, SessionDep, SettingsDep, SubmittingUser, owner_filter
+from service.api.openapi import NOT_FOUND, TOO_LARGE, error, ref
 from service.api.params import IdempotencyKey, Offset
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
 from service.api.strict import StrictJSONRoute
@@ -28,6 +29,9 @@ from service.storage import repository as repo
 from service.storage.errors import QuotaExceeded
 from service.storage.models import Job, Trial, User
 from service.storage.states import JobStatus
+
+# A 422 is a validation error list, or a per-job limit (ErrorPublic with limit and value).
+INVALID_OR_OVER_LIMIT = {"anyOf": [ref("HTTPValidationError"), ref("ErrorPublic")]}
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 log = logging.getLogger(__name__)
@@ -91,10 +95,17 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
     responses={
-        200: {"description": "Replay of an earlier request with the same Idempotency-Key and body."},
-        409: {"description": "Idempotency-Key reused with a different body."},
-        422: {"description": "Invalid spec, or a per-job limit exceeded (names the field or the limit)."},
-        429: {"description": "Too many active jobs, or submitted too fast."},
+        200: {
+            "model": JobPublic,
+            "description": "Replay of an earlier request with the same Idempotency-Key.",
+        },
+        409: error("Idempotency-Key reused with a different body."),
+        **TOO_LARGE,
+        422: {
+            "description": "Invalid spec (a list naming each field), or a per-job limit exceeded.",
+            "content": {"application/json": {"schema": INVALID_OR_OVER_LIMIT}},
+        },
+        429: error("Too many active jobs, or submitted too fast (Retry-After)."),
     },
 )
 def create_job(
@@ -175,13 +186,18 @@ def list_jobs(
     return JobsPublic(data=[_public(session, j, user) for j in jobs], count=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Status, progress (trials finished of total, SFO spent), best trial so far, Ray dashboard link."""
     return _public(session, repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)), user)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: error("The job has already finished (succeeded or failed).")},
+)
 def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Queued jobs end at once; running ones go to ``cancelling`` until the dispatcher stops them."""
     job = repo.request_cancel(session, job_id=job_id, owner_id=owner_filter(user))
@@ -189,7 +205,7 @@ def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic
     return _public(session, job, user)
 
 
-@router.get("/{job_id}/events", response_model=list[EventPublic])
+@router.get("/{job_id}/events", response_model=list[EventPublic], responses=NOT_FOUND)
 def job_events(
     job_id: str, session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[EventPublic]:

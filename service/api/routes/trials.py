@@ -7,13 +7,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from service.api.deps import CurrentUser, SessionDep, owner_filter
+from service.api.openapi import NOT_FOUND
 from service.api.params import Offset, TrialId
 from service.api.schemas import MetricsPublic, TrialPublic, TrialsPublic
 from service.api.strict import StrictJSONRoute
 from service.storage import repository as repo
 from service.storage.states import TrialStatus
 
-router = APIRouter(prefix="/v1/jobs/{job_id}/trials", tags=["trials"], route_class=StrictJSONRoute)
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}/trials", tags=["trials"], route_class=StrictJSONRoute, responses=NOT_FOUND
+)
 
 
 @router.get("", response_model=TrialsPublic)
