@@ -165,8 +165,18 @@ class ParamInfo:
     doc: str
 
 
-def params_of(cls: type) -> list[ParamInfo]:
-    """The parameters of a family class, in declaration order (the order they are checked in)."""
+_PARAMS: dict[type, tuple[ParamInfo, ...]] = {}
+
+
+def params_of(cls: type) -> tuple[ParamInfo, ...]:
+    """The parameters of a family class, in declaration order (the order they are checked in). Cached: every
+    schedule built checks its parameters, and reading type hints costs more than the checks."""
+    if cls not in _PARAMS:
+        _PARAMS[cls] = _read_params(cls)
+    return _PARAMS[cls]
+
+
+def _read_params(cls: type) -> tuple[ParamInfo, ...]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -185,7 +195,7 @@ def params_of(cls: type) -> list[ParamInfo]:
                 doc=f.metadata.get("doc", ""),
             )
         )
-    return out
+    return tuple(out)
 
 
 def ceil_clean(x: float) -> int:
