@@ -645,7 +645,9 @@ def test_no_stored_row_can_make_a_read_fail(
             name="x",
             config={"schedule": {**_CONSTANT, "note": bad}},
         )
-        trial.summary = {"sfo_to_target": nan, "final_grad_norm": nan, "name": bad}
+        # SFO to target NaN (SQLite) or not even a number (a writer's bug; PostgreSQL's JSON refuses NaN)
+        sfo: Any = nan if nan is not None else "twelve"
+        trial.summary = {"sfo_to_target": sfo, "final_grad_norm": nan, "name": bad}
         trial.objective = float("nan")
         trial.status = "succeeded"
         s.add(
@@ -653,9 +655,20 @@ def test_no_stored_row_can_make_a_read_fail(
                 trial_id=trial.id, epoch=1, sfo=8, grad_norm=float("nan"), record={"x": bad, "y": nan}
             )
         )
+        # a drawable point, so the plot labels this trial with its SFO to target
+        s.add(TrialMetric(trial_id=trial.id, epoch=2, sfo=16, grad_norm=0.5, record={"epoch": 2, "sfo": 16}))
         s.add(JobEvent(job_id=job_id, kind="note", message="m", data={"bad": bad, "nan": nan}))
         job.best_trial_id = trial.id
         trial_id = trial.id
+        other = repo.upsert_trial(
+            s,
+            job_id=job_id,
+            trial_key="baseline:y",
+            kind="baseline",
+            name="y",
+            config={"schedule": _CONSTANT},
+        )
+        other.summary, other.status = {"sfo_to_target": 800}, "succeeded"  # compared with the bad one
     reads = [
         ("GET", "/v1/jobs", alice),
         ("GET", "/v1/jobs", root),
