@@ -71,12 +71,14 @@ def _momentum_schema() -> dict[str, Any]:
     return {"anyOf": [value, distribution_schema(value)]}
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The request models' base: unknown keys refused, no NaN, and strict types (see below)."""
+
     # allow_inf_nan=False: NaN/Infinity in a float field is a 422 naming the field, never a stored value
     # (PostgreSQL's JSON type rejects them, so a stored NaN would fail every later write of the job).
     # strict=True: a boolean is not a number (pydantic's lax mode reads `"momentum": false` as 0.0) and text
     # is not a number either; an int is still a valid float.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -90,6 +92,10 @@ class _Strict(BaseModel):
             k: int(v) if k in names and isinstance(v, float) and math.isfinite(v) and v.is_integer() else v
             for k, v in data.items()
         }
+
+
+class _Strict(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 @functools.cache

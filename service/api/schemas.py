@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 
+from service.jobspec import StrictModel
 from service.storage.models import Job, Trial, TrialMetric
 
 
@@ -146,11 +147,9 @@ class EventPublic(BaseModel):
     created_at: datetime
 
 
-class ScheduleCheckRequest(BaseModel):
-    """A schedule and the settings that the theory check depends on."""
-
-    # strict: a boolean is not a momentum; extra keys are a typo to report, not to ignore.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+class ScheduleCheckRequest(StrictModel):
+    """A schedule and the settings that the theory check depends on (strict like a job spec: a boolean is
+    not a momentum, 30.0 is the integer 30, an unknown key is a typo to report)."""
 
     schedule: Annotated[
         dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/Schedule"}]})
