@@ -318,7 +318,8 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     if plan.n_search > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _ensure_optuna_schema(settings.resolved_database_url())
-        storage = EnvironmentRDBStorage(optuna_url)  # pickled into Tune's files without its URL
+        # Pickled into Tune's files without its URL; pre-ping: pooled connections die in a database outage.
+        storage = EnvironmentRDBStorage(optuna_url, engine_kwargs={"pool_pre_ping": True})
         _fail_stale_optuna_trials(storage, study_name)
         sampler: optuna.samplers.BaseSampler = (
             optuna.samplers.RandomSampler(seed=spec.search.seed)
@@ -326,6 +327,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             else optuna.samplers.TPESampler(seed=spec.search.seed)
         )
         inner = TolerantOptunaSearch(
+            retry=store.retrying,  # its storage calls wait out a database outage, as the store's do
             space=plan.space,
             metric="objective",
             mode=direction,

@@ -58,6 +58,19 @@ class OutageLog:
         self.logger.warning("%sthe database is back after %.1f s", self.prefix, down_s)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """A database fault, or an error raised because of one (Optuna wraps SQLAlchemy's errors in its own
+    ``StorageInternalError``, with the fault as the cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DATABASE_FAULTS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def with_retries(
     work: Callable[[], T],
     *,
@@ -65,15 +78,17 @@ def with_retries(
     outage: OutageLog,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``work()``, run again while it fails with a database fault, waiting 0.25 s, 0.5 s, ... (at most 5 s)
-    between tries, for up to ``window_s`` seconds; then the last fault is raised. Other errors are raised at
-    once."""
+    """``work()``, run again while it fails with a database fault (``is_outage``), waiting 0.25 s, 0.5 s, ...
+    (at most 5 s) between tries, for up to ``window_s`` seconds; then the last fault is raised. Other errors
+    are raised at once."""
     deadline = time.monotonic() + window_s
     delay = FIRST_DELAY_S
     while True:
         try:
             result = work()
-        except DATABASE_FAULTS as exc:
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
             outage.failed(exc)
             left = deadline - time.monotonic()
             if left <= 0:

@@ -73,22 +73,24 @@ class JobStore:
         if bind is not None:
             bind.dispose()
 
+    def retrying(self, work: Callable[[], T]) -> T:
+        """``work()`` retried through a database outage of up to ``retry_s`` seconds (none when 0), logged
+        once per outage; the driver's Optuna calls go through it too, so one outage is one pair of lines."""
+        if self.retry_s <= 0:
+            return work()
+        if self._outage_log is None:
+            waiting = f"writes wait for it for up to {self.retry_s:g} s"
+            self._outage_log = OutageLog(logger, prefix=f"job {self.job_id}: ", waiting=waiting)
+        return with_retries(work, window_s=self.retry_s, outage=self._outage_log)
+
     def _unit(self, work: Callable[[Session], T]) -> T:
-        """``work`` in one transaction, retried through a database outage of up to ``retry_s`` seconds."""
+        """``work`` in one transaction, retried through a database outage (``retrying``)."""
 
         def once() -> T:
             with session_scope(self.factory) as s:
                 return work(s)
 
-        if self.retry_s <= 0:
-            return once()
-        if self._outage_log is None:
-            self._outage_log = OutageLog(
-                logger,
-                prefix=f"job {self.job_id}: ",
-                waiting=f"writes wait for it for up to {self.retry_s:g} s",
-            )
-        return with_retries(once, window_s=self.retry_s, outage=self._outage_log)
+        return self.retrying(once)
 
     # -- reading the job
 

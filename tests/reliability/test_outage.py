@@ -125,3 +125,48 @@ def test_the_dispatcher_logs_an_outage_once_when_it_starts_and_once_when_it_ends
     assert lines[0] == "the database is unavailable (OperationalError); the dispatcher waits for it"
     assert lines[1].startswith("the database is back after ")
     assert not any(r.exc_info for r in caplog.records if r.name == "workers.dispatcher")
+
+
+def test_the_drivers_optuna_search_waits_out_an_outage_too(outage: tuple[str, Any], caplog: Any) -> None:
+    """The driver's Optuna study lives in the same database: asking it for a trial during an outage waits
+    (through the store's retries, one pair of log lines) instead of ending the experiment. Optuna wraps the
+    database error in its own StorageInternalError; the retry sees the cause."""
+    import optuna
+
+    from workers.driver import _ensure_optuna_schema, optuna_storage_url
+    from workers.search import EnvironmentRDBStorage, TolerantOptunaSearch
+    from workers.space import JobSpace
+
+    url, shut = outage
+    job_id = _job(url)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _ensure_optuna_schema(url)
+    store = JobStore.connect(Settings(database_url=url, lease_seconds=30), job_id)
+    space = JobSpace.from_spec(
+        [
+            {
+                "batch_size": {"family": "constant", "b0": {"choice": [8, 16]}},
+                "lr": {"family": "constant", "lr0": 0.1},
+            }
+        ],
+        0.9,
+    )
+    searcher = TolerantOptunaSearch(
+        retry=store.retrying,
+        space=space,
+        metric="objective",
+        mode="min",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        storage=EnvironmentRDBStorage(optuna_storage_url(url), engine_kwargs={"pool_pre_ping": True}),
+        study_name="s",
+    )
+    try:
+        assert searcher.suggest("t0") is not None
+        with caplog.at_level(logging.INFO, logger="workers.store"):
+            shut(3.0)
+            config = searcher.suggest("t1")  # during the outage
+        assert config is not None and config["schedule"]["batch_size"]["b0"] in (8, 16)
+    finally:
+        store.close()
+    lines = _lines(caplog, "workers.store")
+    assert len(lines) == 2 and "unavailable" in lines[0] and "is back after" in lines[1], lines
