@@ -58,17 +58,21 @@ class OutageLog:
         self.logger.warning("%sthe database is back after %.1f s", self.prefix, down_s)
 
 
-def is_outage(exc: BaseException) -> bool:
-    """A database fault, or an error raised because of one (Optuna wraps SQLAlchemy's errors in its own
-    ``StorageInternalError``, with the fault as the cause)."""
+def outage_cause(exc: BaseException) -> BaseException | None:
+    """The database fault behind ``exc``: itself, or the cause of an error raised because of one (Optuna
+    wraps SQLAlchemy's errors in its own ``StorageInternalError``); None for any other error."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, DATABASE_FAULTS):
-            return True
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
+
+
+def is_outage(exc: BaseException) -> bool:
+    return outage_cause(exc) is not None
 
 
 def with_retries(
@@ -87,9 +91,10 @@ def with_retries(
         try:
             result = work()
         except Exception as exc:
-            if not is_outage(exc):
+            cause = outage_cause(exc)
+            if cause is None:
                 raise
-            outage.failed(exc)
+            outage.failed(cause)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise

@@ -55,7 +55,7 @@ def test_retries_back_off_until_the_database_answers(caplog: Any) -> None:
         assert with_retries(work, window_s=60, outage=outage, sleep=waits.append) == "done"
     assert waits == [0.25, 0.5, 1.0]
     assert [r.getMessage()[:45] for r in caplog.records] == [
-        "job j: the database is unavailable (StorageIn",
+        "job j: the database is unavailable (Operation",
         "job j: the database is back after 0.0 s"[:45],
     ]
 
