@@ -37,15 +37,15 @@ RETRY_AFTER_S = 5
 UNPARSABLE_BODY = "There was an error parsing the body"
 
 
-def json_safe(value: Any) -> Any:
+def named_non_finite(value: Any) -> Any:
     """``value`` with non-finite floats replaced by their names ("NaN", "Infinity", "-Infinity"), so an
     echoed input still says what was sent."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {k: named_non_finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [named_non_finite(v) for v in value]
     return value
 
 
@@ -77,7 +77,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         # value that stood in for it; errors of the query, path and headers stay.
         errors = body.errors() + [e for e in errors if tuple(e.get("loc") or ("",))[:1] != ("body",)]
     detail = [_encodable(e) for e in errors]
-    return SafeJSONResponse(status_code=422, content={"detail": json_safe(detail)})
+    return SafeJSONResponse(status_code=422, content={"detail": named_non_finite(detail)})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
