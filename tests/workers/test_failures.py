@@ -77,32 +77,55 @@ def test_scrub_keeps_the_last_line_of_a_traceback_without_paths() -> None:
     assert scrub("x" * 1000) == "x" * 299 + "…"
 
 
-@pytest.fixture
-def broken_job(session_factory: sessionmaker[Session]) -> str:
-    """A queued job whose stored spec the driver cannot read (a row from before specs were checked)."""
+BROKEN_SPECS = {
+    # a spec of the wrong shape
+    "wrong-shape": ({"name": "broken", "task": 3}, "ValidationError: 3 validation errors for JobSpec"),
+    # a lone surrogate in a baseline name, stored before bodies were parsed strictly: it used to reach the
+    # trial rows and fail the driver with UnicodeEncodeError at its first write
+    "surrogate": (
+        {
+            "name": "broken",
+            "task": {"name": "digits-mlp"},
+            "baselines": [
+                {
+                    "name": "\ud800",
+                    "batch_size": {"family": "constant", "b0": 8},
+                    "lr": {"family": "constant", "lr0": 0.1},
+                }
+            ],
+            "search": {"num_trials": 0},
+            "budget": {"max_epochs": 2},
+            "target": {"grad_norm": 0.1},
+        },
+        "ValidationError: 1 validation error for JobSpec",
+    ),
+}
+
+
+@pytest.fixture(params=sorted(BROKEN_SPECS))
+def broken_job(request: pytest.FixtureRequest, session_factory: sessionmaker[Session]) -> tuple[str, str]:
+    """A queued job whose stored spec the driver cannot read (a row from before specs were checked), and the
+    sentence its error must end up with."""
+    spec, sentence = BROKEN_SPECS[request.param]
     with session_scope(session_factory) as s:
         owner = repo.get_or_create_user(s, name="alice")
-        job, _ = repo.create_job(
-            s, owner_id=owner.id, name="broken", spec={"name": "broken", "task": 3}, objective="sfo_to_target"
-        )
-        return job.id
+        job, _ = repo.create_job(s, owner_id=owner.id, name="broken", spec=spec, objective="sfo_to_target")
+        return job.id, sentence
 
 
 def test_a_failed_driver_gives_one_sentence_and_logs_the_traceback(
-    broken_job: str, settings: Settings, session_factory: sessionmaker[Session], caplog: Any
+    broken_job: tuple[str, str], settings: Settings, session_factory: sessionmaker[Session], caplog: Any
 ) -> None:
     from workers.driver import run_job
 
+    job_id, sentence = broken_job
     with caplog.at_level(logging.ERROR, logger="workers.driver"):
-        assert run_job(settings, broken_job) == "failed"
+        assert run_job(settings, job_id) == "failed"
     with session_scope(session_factory) as s:
-        job = repo.get_job(s, job_id=broken_job)
-        error, events = job.error, [e.message for e in repo.list_job_events(s, job_id=broken_job)]
-    assert error == (
-        "the job's driver failed: ValidationError: 3 validation errors for JobSpec (the driver's log for "
-        "this job has the details)"
-    )
+        job = repo.get_job(s, job_id=job_id)
+        error, events = job.error, [e.message for e in repo.list_job_events(s, job_id=job_id)]
+    assert error == f"the job's driver failed: {sentence} (the driver's log for this job has the details)"
     assert all("\n" not in m and "Traceback" not in m for m in events), events
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
-    assert broken_job in logged
+    assert job_id in logged
     assert any(r.exc_info for r in caplog.records)  # the traceback is in the log
