@@ -73,7 +73,10 @@ def check_plans(schedule: Schedule, horizon: Horizon) -> None:
         # The trainer multiplies the LR by lr_factor^k at stage k; powers are monotone in k, so the last stage
         # it can reach is the extreme one (lr_factor < 1 can underflow to 0, > 1 can overflow).
         last = bs.max_stage  # type: ignore[attr-defined]
-        multiplier = bs.stage_lr_multiplier(last)  # type: ignore[attr-defined]
+        try:
+            multiplier = bs.stage_lr_multiplier(last)  # type: ignore[attr-defined]
+        except OverflowError:  # lr_factor ** last is past the largest float
+            multiplier = math.inf
         for value in (min(starts) * multiplier, max(starts) * multiplier):
             if not (math.isfinite(value) and value > 0):
                 raise SpecError(

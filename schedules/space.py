@@ -68,10 +68,10 @@ def check_distribution(name: str, dist: Mapping[str, Any]) -> None:
     if not isinstance(args, list | tuple) or len(args) != 2:
         raise SpecError(name, dict(dist), f"{kind} needs [lo, hi]")
     lo, hi = args
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi))
-    if not numeric or not all(math.isfinite(v) for v in (lo, hi)):
+    if not all(_finite_number(v) for v in (lo, hi)):
         raise SpecError(name, dict(dist), f"{kind} bounds must be finite numbers")
-    if kind == "int" and not all(isinstance(v, int) for v in (lo, hi)):
+    # 30.0 is the integer 30, as for an integer parameter (JSON Schema counts it as one too)
+    if kind == "int" and not all(float(v).is_integer() for v in (lo, hi)):
         raise SpecError(name, dict(dist), "int bounds must be integers")
     if kind == "int" and lo > hi:
         raise SpecError(name, dict(dist), "int needs lo <= hi")
@@ -79,6 +79,50 @@ def check_distribution(name: str, dist: Mapping[str, Any]) -> None:
         raise SpecError(name, dict(dist), f"{kind} needs lo < hi")
     if kind == "loguniform" and lo <= 0:
         raise SpecError(name, dict(dist), "loguniform needs lo > 0")
+
+
+def distribution_schema(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a distribution over values that satisfy ``value`` (a ``number`` or ``integer``
+    schema with its range), following the grammar :func:`check_distribution` enforces: ``choice`` a
+    non-empty list of values, ``int`` two integers, and for a float parameter ``uniform`` and ``loguniform``
+    two numbers (``loguniform`` above 0). An integer parameter has no continuous kinds: ``validate`` refuses
+    them (their midpoints are not integers). ``lo < hi`` is the family's to check (a schema cannot)."""
+    kinds: dict[str, Any] = {
+        "choice": {"type": "array", "items": dict(value), "minItems": 1},
+        "int": _pair({**value, "type": "integer"}),
+    }
+    if value.get("type") != "integer":
+        kinds["uniform"] = _pair(dict(value))
+        positive = {k: v for k, v in value.items() if not (k == "minimum" and v <= 0)}
+        if positive.get("minimum", 0) <= 0:
+            positive["exclusiveMinimum"] = max(float(value.get("exclusiveMinimum", 0.0)), 0.0)
+        kinds["loguniform"] = _pair(positive)
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "title": f"{kind} distribution",
+                "properties": {kind: schema},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+            for kind, schema in kinds.items()
+        ]
+    }
+
+
+def _pair(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": dict(item), "minItems": 2, "maxItems": 2}
+
+
+def _finite_number(value: Any) -> bool:
+    """A number a float can hold: not a bool, not NaN or infinite, not an int too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite converts an int to a float
+        return False
 
 
 def _corner_values(dist: Mapping[str, Any]) -> list[Any]:

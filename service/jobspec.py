@@ -16,27 +16,39 @@ Validation has two phases, both reported as one pydantic ``ValidationError`` who
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import re
+import typing
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from service import strictjson
 from service.objectives import ObjectiveName
 
 API_VERSION = "schedsearch/v1"
-DISTRIBUTION_KINDS = ("uniform", "loguniform", "int", "choice")
 PAPER_SHORTHAND = "paper"
+NAME_MAX = 200  # jobs.name is String(200)
+#: A baseline's trial key is "baseline:<name>" in trials.trial_key (String(200)); names stay well below.
+BASELINE_NAME_MAX = 100
+#: Names the service gives: the paper's strategies ("paper", "paper-i", ...), unnamed baselines
+#: ("baseline-<i>"), fixed space candidates ("space-<i>") and grid points ("grid-<i>").
+RESERVED_NAME = re.compile(r"paper(-.*)?|(baseline|space|grid)-\d+", re.DOTALL)
 
 Loc = tuple[str | int, ...]
 
@@ -46,10 +58,92 @@ def _err(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
-class _Strict(BaseModel):
+def _component(name: str) -> WithJsonSchema:
+    """The field's OpenAPI schema is the component ``name`` of ``service.api.openapi`` (generated from the
+    schedule families). Wrapped in allOf: pydantic resolves a bare $ref against its own definitions."""
+    return WithJsonSchema({"allOf": [{"$ref": f"#/components/schemas/{name}"}]})
+
+
+def _momentum_schema() -> dict[str, Any]:
+    from schedules.space import distribution_schema
+
+    value = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+    return {"anyOf": [value, distribution_schema(value)]}
+
+
+class StrictModel(BaseModel):
+    """The request models' base: unknown keys refused, no NaN, and strict types (see below)."""
+
     # allow_inf_nan=False: NaN/Infinity in a float field is a 422 naming the field, never a stored value
     # (PostgreSQL's JSON type rejects them, so a stored NaN would fail every later write of the job).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict=True: a boolean is not a number (pydantic's lax mode reads `"momentum": false` as 0.0) and text
+    # is not a number either; an int is still a valid float.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        # Strict mode refuses 30.0 for an integer field; JSON Schema (the API's documented contract) and the
+        # schedule families count it as the integer 30, so it is read as one.
+        if not isinstance(data, dict):
+            return data
+        names = _integer_fields(cls)
+        return {
+            k: int(v) if k in names and isinstance(v, float) and math.isfinite(v) and v.is_integer() else v
+            for k, v in data.items()
+        }
+
+
+class _Strict(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+@functools.cache
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Names and aliases of the fields typed ``int`` or ``int | None``."""
+    out: set[str] = set()
+    for name, field in model.model_fields.items():
+        if field.annotation is int or set(typing.get_args(field.annotation)) == {int, type(None)}:
+            out.update(n for n in (name, field.alias) if n)
+    return frozenset(out)
+
+
+#: Unicode categories a name may not contain: controls (incl. U+0085), format characters (U+202E and the
+#: zero-width ones), surrogates, private use, unassigned, line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+@functools.cache
+def name_pattern() -> str:
+    """``name_problem``'s character rule as a JSON Schema pattern, generated from ``_HIDDEN_CATEGORIES``:
+    the Basic Multilingual Plane's hidden characters as backslash-u ranges (what every regex dialect reads);
+    hidden characters beyond it are refused by the check, not by the pattern."""
+    ranges: list[list[int]] = []
+    for code in range(0x10000):
+        if unicodedata.category(chr(code)) in _HIDDEN_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    parts = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return f"^[^{parts}]+$"
+
+
+def name_problem(value: str, *, max_length: int) -> str | None:
+    """Why ``value`` cannot name a job or a baseline, or None: a name is shown in tables, logs and plots, so
+    it must be visible text (not only whitespace), without characters that hide, reorder or break lines."""
+    if not value.strip():
+        return "must not be empty or only whitespace"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters, got {len(value)}"
+    for i, char in enumerate(value):
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            what = unicodedata.name(char, "a control or invisible character")
+            return (
+                f"must hold only visible characters and spaces, got U+{ord(char):04X} ({what}) at "
+                f"position {i}"
+            )
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -73,7 +167,7 @@ class TaskSpec(_Strict):
 
 class OptimizerSpec(_Strict):
     name: Literal["shb", "nshb", "sgd"] = Field(default="nshb", description="SHB, NSHB, or plain SGD.")
-    momentum: float | dict[str, Any] = Field(
+    momentum: Annotated[float | dict[str, Any], WithJsonSchema(_momentum_schema())] = Field(
         default=0.9,
         description="beta in [0, 1), fixed or a distribution such as {'uniform': [0.8, 0.95]}; 0 for sgd.",
     )
@@ -83,7 +177,7 @@ class OptimizerSpec(_Strict):
     def _momentum_range(cls, value: float | dict[str, Any]) -> float | dict[str, Any]:
         values = _distribution_values(value, "optimizer.momentum") if isinstance(value, dict) else [value]
         for v in values:
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+            if not _is_number(v) or not 0 <= v < 1:  # compared as is: float() overflows a huge int
                 raise _err("momentum_range", f"optimizer.momentum must be in [0, 1), got {v!r}")
         return value
 
@@ -98,10 +192,10 @@ class Candidate(_Strict):
     """A schedule whose numeric parameters may be distributions (design.md, "Search space")."""
 
     # Complete, valid values: the API docs show them, and a test submits each one in a job.
-    batch_size: dict[str, Any] = Field(
+    batch_size: Annotated[dict[str, Any], _component("BatchScheduleCandidate")] = Field(
         examples=[{"family": "exp_growth", "b0": {"choice": [8, 16]}, "factor": 2.0, "interval": 3}]
     )
-    lr: dict[str, Any] = Field(
+    lr: Annotated[dict[str, Any], _component("LRScheduleCandidate")] = Field(
         examples=[
             {"family": "warmup_const", "lr0": 0.1, "lr_max": 1.0, "warmup_epochs": 6, "warmup_interval": 2}
         ]
@@ -110,10 +204,16 @@ class Candidate(_Strict):
 
 class Budget(_Strict):
     max_epochs: int = Field(ge=1, le=10_000, description="Epochs per trial.")
+    # le: 64-bit columns and floats hold them (the API refuses larger integers anywhere).
     max_sfo: int | None = Field(
-        default=None, ge=1, description="Stochastic gradients per trial (None: no cap)."
+        default=None,
+        ge=1,
+        le=strictjson.MAX_INT,
+        description="Stochastic gradients per trial (None: no cap).",
     )
-    total_sfo: int | None = Field(default=None, ge=1, description="Stochastic gradients for the whole job.")
+    total_sfo: int | None = Field(
+        default=None, ge=1, le=strictjson.MAX_INT, description="Stochastic gradients for the whole job."
+    )
 
     @model_validator(mode="after")
     def _per_trial_within_total(self) -> Budget:
@@ -146,17 +246,51 @@ class Resources(_Strict):
     gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs per trial; fractions share a GPU.")
 
 
+# "Something to run" as a schema: searched trials need a space, a job without them needs baselines
+# (JobSpec._something_to_run). num_trials defaults to 16, so a job that leaves it out needs a space.
+_SOMETHING_TO_RUN: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": ["space"],
+            "properties": {
+                "space": {"minItems": 1},
+                "search": {"properties": {"num_trials": {"minimum": 1}}},
+            },
+        },
+        {
+            "required": ["search", "baselines"],
+            "properties": {
+                "search": {"required": ["num_trials"], "properties": {"num_trials": {"const": 0}}},
+                "baselines": {"minItems": 1},
+            },
+        },
+    ]
+}
+
+
 class JobSpec(_Strict):
     """A schedule-search job."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        allow_inf_nan=False,
+        strict=True,
+        json_schema_extra=_SOMETHING_TO_RUN,
+    )
 
     api_version: Literal["schedsearch/v1"] = Field(default="schedsearch/v1", alias="apiVersion")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(
+        min_length=1,
+        max_length=NAME_MAX,
+        description="Visible text: not only whitespace, no control, format or invisible characters.",
+        json_schema_extra=lambda schema: schema.update(pattern=name_pattern()),
+    )
     task: TaskSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     space: list[Candidate] = Field(default_factory=list, max_length=64)
-    baselines: list[str | dict[str, Any]] = Field(
+    baselines: list[Annotated[str | dict[str, Any], _component("Baseline")]] = Field(
         default_factory=list,
         max_length=256,
         description="Fixed schedules run alongside: schedule dicts, 'paper' for all of the paper's "
@@ -180,11 +314,23 @@ class JobSpec(_Strict):
             raise _err("nothing_to_run", "a job needs search.num_trials > 0 or at least one baseline")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        # The API checks this at its edge (service.api.strict) with the exact location; a spec from elsewhere
+        # (a stored row, a file run locally) gets the same rule here.
+        try:
+            strictjson.check(data)
+        except strictjson.StrictJSONError as exc:
+            raise _err("json_value", f"the job spec is not plain JSON data: {exc}") from None
+        return data
+
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str) -> str:
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise _err("name_characters", f"name must not contain control characters, got {value!r}")
+        problem = name_problem(value, max_length=NAME_MAX)
+        if problem:
+            raise _err("name_characters", f"name {problem}, got {strictjson.escape_surrogates(value)!r}")
         return value
 
     def to_json(self) -> dict[str, Any]:
@@ -202,27 +348,37 @@ class NamedSchedule:
     schedule: dict[str, Any]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _distribution_values(value: Mapping[str, Any], field: str) -> list[Any]:
-    """The numbers a distribution can produce at its edges (bounds, or every choice)."""
-    if len(value) != 1 or next(iter(value)) not in DISTRIBUTION_KINDS:
+    """The numbers a distribution can produce at its edges (bounds, or every choice); the grammar is
+    ``schedules.space``'s, the one every distribution of a job follows."""
+    from schedules.space import DISTRIBUTIONS, check_distribution, is_distribution
+
+    if not is_distribution(value):
         raise _err(
             "distribution",
-            f"{field} must be a number or one of {', '.join(DISTRIBUTION_KINDS)} as {{kind: [...]}}, "
+            f"{field} must be a number or one of {', '.join(DISTRIBUTIONS)} as {{kind: [...]}}, "
             f"got {dict(value)!r}",
         )
-    kind, args = next(iter(value.items()))
-    if not isinstance(args, list) or not args or (kind != "choice" and len(args) != 2):
-        need = "a non-empty list" if kind == "choice" else "[lo, hi]"
-        raise _err("distribution", f"{field}.{kind} needs {need}, got {args!r}")
-    if kind != "choice" and not args[0] < args[1]:
-        raise _err("distribution", f"{field}.{kind} needs lo < hi, got {args!r}")
+    from schedules.spec import SpecError
+
+    try:
+        check_distribution(field, value)
+    except SpecError as exc:
+        raise _err("distribution", str(exc)) from None
+    _, args = next(iter(value.items()))
     return list(args)
 
 
 def iter_distributions(node: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
     """(loc, kind) of every distribution in a candidate."""
+    from schedules.space import is_distribution
+
     if isinstance(node, Mapping):
-        if len(node) == 1 and next(iter(node)) in DISTRIBUTION_KINDS:
+        if is_distribution(node):
             yield loc, next(iter(node))
             return
         for key, child in node.items():
@@ -261,8 +417,8 @@ def _named_schedules(strategies: Any) -> dict[str, dict[str, Any]]:
 
 def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
     """The job's baselines as named fixed schedules: ``"paper"`` expands to every paper strategy, a name to
-    that strategy, a dict to itself (named ``baseline-<i>`` unless it has a ``name`` key). Duplicates by name
-    are dropped, first wins."""
+    that strategy, a dict to itself (named ``baseline-<i>`` unless it has a ``name`` key). A paper strategy
+    referred to twice runs once; dicts have names of their own (``check_baseline_names``)."""
     if not spec.baselines:
         return []
     paper = paper_baselines(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
@@ -280,12 +436,134 @@ def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
     return list(out.values())
 
 
+def baseline_names(spec: JobSpec) -> list[str]:
+    """The names ``expand_baselines`` gives, without building a schedule: cheap, so the trial quota can be
+    checked before anything expensive. An unknown paper strategy counts as one (it is refused anyway)."""
+    from schedules.paper import STRATEGY_NAMES
+
+    names: dict[str, None] = {}
+    for i, baseline in enumerate(spec.baselines):
+        if baseline == PAPER_SHORTHAND:
+            names.update(dict.fromkeys(STRATEGY_NAMES))
+        elif isinstance(baseline, str):
+            names[baseline] = None
+        else:
+            name = baseline.get("name")
+            names[name if isinstance(name, str) and name else f"baseline-{i}"] = None
+    return list(names)
+
+
+def check_baseline_names(spec: JobSpec) -> list[InitErrorDetails]:
+    """The ``name`` of every dict baseline: text a person can read (``name_problem``), not a name the service
+    gives (``RESERVED_NAME``: it would be mistaken for a paper strategy or dropped as a duplicate), and not
+    the name of another baseline of the job."""
+    errors: list[InitErrorDetails] = []
+    seen: dict[str, int] = {}
+    for i, baseline in enumerate(spec.baselines):
+        if isinstance(baseline, str) or "name" not in baseline:
+            continue
+        name = baseline["name"]
+        field = f"baselines.{i}.name"
+        if not isinstance(name, str):
+            problem = f"{field} must be text, got {name!r}"
+        elif (why := name_problem(name, max_length=BASELINE_NAME_MAX)) is not None:
+            problem = f"{field} {why}, got {strictjson.escape_surrogates(name)!r}"
+        elif RESERVED_NAME.fullmatch(name):
+            problem = (
+                f"{field} {name!r} is a name the service gives (paper, paper-..., baseline-<n>, space-<n>, "
+                "grid-<n>: the paper's strategies, unnamed baselines, fixed candidates, grid points); choose "
+                "another"
+            )
+        elif name in seen:
+            problem = (
+                f"{field} {name!r} is already the name of baselines.{seen[name]}; each baseline needs a name "
+                "of its own (a second one would not run)"
+            )
+        else:
+            seen[name] = i
+            continue
+        errors.append(
+            InitErrorDetails(
+                type=_err("baseline_name", problem),
+                loc=("baselines", i, "name"),
+                input=strictjson.escape_surrogates(name) if isinstance(name, str) else None,
+            )
+        )
+    return errors
+
+
+def check_cost(spec: JobSpec) -> tuple[int, int]:
+    """(fixed schedules, searched candidates) that the checks of a submission evaluate over every epoch of
+    ``budget.max_epochs``: each fixed one (baselines, the paper's strategies, fixed candidates) once or twice
+    (whole-budget check and theory check), each searched candidate at two or more points. Cheap: nothing is
+    built. The service refuses a job whose ``max_epochs x (fixed + 2 x searched)`` exceeds its
+    ``max_check_schedule_epochs`` before running any check."""
+    searched = sum(1 for c in spec.space if any(True for _ in iter_distributions(c.model_dump())))
+    return len(baseline_names(spec)) + len(spec.space) - searched, searched
+
+
+#: Corner schedules ``schedules.space.validate`` may build for a whole job (each costs a schedule build,
+#: about 35 us): the same bound as one candidate's, for all candidates together.
+MAX_SPACE_CORNERS = 4096
+
+
+def _space_corners(spec: JobSpec) -> int:
+    """Schedules ``validate`` builds for the space: every corner plus a midpoint per continuous range."""
+    from schedules.space import distributions
+
+    total = 0
+    for candidate in spec.space:
+        corners, midpoints = 1, 0
+        for _, dist in distributions(candidate.model_dump()):
+            kind, args = next(iter(dist.items()))
+            corners *= max(len(args), 1) if kind == "choice" and isinstance(args, list) else 2
+            midpoints += kind in ("uniform", "loguniform")
+        total += corners + midpoints
+    return total
+
+
 def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
-    """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem."""
+    """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem.
+
+    Cheap checks first (names, task options, paper strategy names, the size of the space), then the corner
+    checks of the space, then, only when all of those pass, the whole-budget checks, the expensive part
+    (see ``check_cost``)."""
     from schedules.space import validate as validate_candidate
     from schedules.spec import Schedule, SpecError
 
-    errors: list[InitErrorDetails] = check_task(spec.task)
+    errors: list[InitErrorDetails] = check_baseline_names(spec) + check_task(spec.task)
+    paper: dict[str, dict[str, Any]] | None = None
+    for i, baseline in enumerate(spec.baselines):
+        if not isinstance(baseline, str) or baseline == PAPER_SHORTHAND:
+            continue
+        paper = paper if paper is not None else paper_baselines(spec)
+        if baseline not in paper:
+            errors.append(
+                InitErrorDetails(
+                    type=_err(
+                        "unknown_baseline",
+                        f"baselines.{i} must be 'paper' or one of the paper's strategies "
+                        f"({', '.join(sorted(paper))}), got {baseline!r}",
+                    ),
+                    loc=("baselines", i),
+                    input=baseline,
+                )
+            )
+    corners = _space_corners(spec)
+    if corners > MAX_SPACE_CORNERS:
+        errors.append(
+            InitErrorDetails(
+                type=_err(
+                    "space_size",
+                    f"space has {corners} corner schedules to validate over all its candidates, more than "
+                    f"{MAX_SPACE_CORNERS}; use fewer choices or distributions",
+                ),
+                loc=("space",),
+                input=None,
+            )
+        )
+    if errors:
+        return errors
     for i, candidate in enumerate(spec.space):
         body = candidate.model_dump()
         try:
@@ -307,24 +585,8 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
                             input=body,
                         )
                     )
-    paper: dict[str, dict[str, Any]] | None = None
     for i, baseline in enumerate(spec.baselines):
         if isinstance(baseline, str):
-            if baseline == PAPER_SHORTHAND:
-                continue
-            paper = paper if paper is not None else paper_baselines(spec)
-            if baseline not in paper:
-                errors.append(
-                    InitErrorDetails(
-                        type=_err(
-                            "unknown_baseline",
-                            f"baselines.{i} must be 'paper' or one of the paper's strategies "
-                            f"({', '.join(sorted(paper))}), got {baseline!r}",
-                        ),
-                        loc=("baselines", i),
-                        input=baseline,
-                    )
-                )
             continue
         try:
             Schedule.from_json({k: v for k, v in baseline.items() if k != "name"})
@@ -437,16 +699,6 @@ def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
     for i, baseline in enumerate(spec.baselines):
         if isinstance(baseline, str):
             continue  # the paper's strategies are built for this budget
-        name = baseline.get("name")
-        if name is not None and not isinstance(name, str):
-            errors.append(
-                InitErrorDetails(
-                    type=_err("baseline_name", f"baselines.{i}.name must be a string, got {name!r}"),
-                    loc=("baselines", i, "name"),
-                    input=None,
-                )
-            )
-            continue
         try:
             check_plans(Schedule.from_json({k: v for k, v in baseline.items() if k != "name"}), horizon)
         except SpecError as exc:
@@ -494,5 +746,5 @@ def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = N
 
 
 def count_trials(spec: JobSpec) -> int:
-    """Searched trials plus baselines: what the per-job trial quota limits."""
-    return spec.search.num_trials + len(expand_baselines(spec))
+    """Searched trials plus baselines: what the per-job trial quota limits (cheap: builds no schedule)."""
+    return spec.search.num_trials + len(baseline_names(spec))

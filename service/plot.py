@@ -9,13 +9,13 @@ import io
 
 from sqlalchemy.orm import Session
 
+from service.report import sfo_to_target
 from service.storage import repository as repo
 from service.storage.models import Job, Trial
 
 
 def _label(trial: Trial, rank: int | None) -> str:
-    summary = trial.summary or {}
-    sfo = summary.get("sfo_to_target")
+    sfo = sfo_to_target(trial)  # None also for a stored value that is not a finite number
     reached = f"SFO to target {int(sfo):,}" if sfo is not None else "target not reached"
     name = trial.name or trial.trial_key
     return f"best #{rank}: {name} ({reached})" if rank is not None else f"{name} ({reached})"

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.objectives import OBJECTIVES
+from service.objectives import OBJECTIVES, objective_value
 from service.storage import repository as repo
 from service.storage.models import Job, Trial
 
@@ -58,9 +58,17 @@ def _all_paper_names(job: Job) -> set[str]:
         return set()
 
 
+def sfo_to_target(trial: Trial) -> float | None:
+    """The trial's SFO to target as stored when it is a finite number, else None: never reached, or a stored
+    value that is not one (NaN, or text from a writer's bug), which must not break a report or a plot."""
+    summary = trial.summary if isinstance(trial.summary, dict) else {}
+    value = summary.get("sfo_to_target")
+    return value if objective_value("sfo_to_target", summary) is not None else None
+
+
 def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, Any]:
-    summary = trial.summary or {}
-    sfo = summary.get("sfo_to_target")
+    summary = trial.summary if isinstance(trial.summary, dict) else {}
+    sfo = sfo_to_target(trial)
     row: dict[str, Any] = {
         "trial_id": trial.id,
         "name": trial.name or trial.trial_key,
@@ -70,7 +78,8 @@ def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, 
         "objective": trial.objective,
         "schedule": trial_schedule(trial),
         **{field: summary.get(field) for field in ROW_FIELDS},
-        "sfo_ratio": (float(sfo) / best_sfo) if sfo is not None and best_sfo else None,
+        "sfo_to_target": sfo,
+        "sfo_ratio": (sfo / best_sfo) if sfo is not None and best_sfo else None,
     }
     return row
 
@@ -102,8 +111,7 @@ def build_report(session: Session, job: Job) -> dict[str, Any]:
     searched = [t for t in trials if t.kind != "baseline"]
     baselines = [t for t in trials if t.kind == "baseline"]
     best = searched[0] if searched and searched[0].objective is not None else None  # list is best-first
-    best_sfo_value = (best.summary or {}).get("sfo_to_target") if best is not None else None
-    best_sfo = float(best_sfo_value) if best_sfo_value else None
+    best_sfo = sfo_to_target(best) if best is not None else None
     paper = _paper_names(job) if baselines else set()
     best_row = _row(best, paper=paper, best_sfo=best_sfo) if best is not None else None
     baseline_rows = [_row(t, paper=paper, best_sfo=best_sfo) for t in baselines]

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     max_sfo_per_job: int = Field(
         default=10_000_000_000, ge=1, description="Upper bound for budget.total_sfo."
     )
+    max_check_schedule_epochs: int = Field(
+        default=300_000,
+        ge=1,
+        description="Checks a submission may cost: budget.max_epochs x (fixed schedules + 2 x searched "
+        "candidates); beyond it 422 before any check runs.",
+    )
     submit_rate_per_minute: float = Field(
         default=60.0, gt=0, description="Token-bucket refill rate for POST /v1/jobs per user."
     )

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,40 @@ def fresh_pg_database(prefix: str = "schedsearch_test") -> Iterator[str]:
     finally:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         conn.close()  # type: ignore[attr-defined]
+
+
+def set_pg_connections(database: str, allowed: bool) -> None:
+    """Let clients in, or shut the database: refuse new connections and end the open ones (what a database
+    restart or a failover looks like to the API, the dispatcher and the drivers)."""
+    conn: Any = _pg_admin_connect()
+    try:
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {"true" if allowed else "false"}')
+        if not allowed:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                (database,),
+            )
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pg_outage_db() -> Iterator[str]:
+    """A migrated PostgreSQL database of its own, whose connections a test may shut and reopen
+    (``set_pg_connections``); reopened before it is dropped."""
+    reason = pg_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    from service.storage.db import make_engine
+    from service.storage.migrate import upgrade
+
+    with fresh_pg_database("schedsearch_outage") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        set_pg_connections(url.rsplit("/", 1)[1], True)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from ray.tune.stopper import Stopper
 
 from schedules.metrics import EpochRecord
 from service.storage.states import TrialStatus
+from workers.failures import scrub
 from workers.store import JobStore, TrialUpdate
 
 logger = logging.getLogger(__name__)
@@ -228,15 +229,21 @@ def _jsonable(value: Any) -> Any:
 
 
 def _tune_error_text(trial: Any) -> str:
-    for attr in ("error_file",):
-        path = getattr(trial, attr, None)
-        if path:
-            try:
-                with open(path) as f:
-                    return f.read()[-4000:]
-            except OSError:
-                pass
-    return str(getattr(trial, "error_msg", None) or "the trial failed (Tune gave up after its retries)")
+    """The trial's error for its owner: the exception line of Tune's error file, one sentence without
+    paths (workers.failures); the whole file goes to the driver's log."""
+    text = ""
+    path = getattr(trial, "error_file", None)
+    if path:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            text = ""
+    text = text or str(getattr(trial, "error_msg", None) or "")
+    if text:
+        logger.error("trial %s failed (Tune gave up after its retries):\n%s", trial_key(trial), text[-4000:])
+    line = scrub(text)
+    return f"the trial failed after its retries: {line}" if line else "the trial failed after its retries"
 
 
 class JobStopper(Stopper):

@@ -40,16 +40,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.storage import repository as repo
-from service.storage.db import make_engine, make_session_factory, normalize_url, session_scope
+from service.storage.db import (
+    DATABASE_FAULTS,
+    make_engine,
+    make_session_factory,
+    normalize_url,
+    session_scope,
+)
 from service.storage.errors import LeaseLost, NotFound
 from service.storage.models import Job
 from service.storage.states import JOB_TERMINAL, JobStatus, TrialStatus
 from workers import raycluster
+from workers.outage import OutageLog
 from workers.store import JobStore
 
 logger = logging.getLogger("workers.dispatcher")
@@ -131,9 +138,13 @@ def connect_ray(settings: Settings) -> RayTarget:
     if head is None or not raycluster.is_running(head) or not raycluster.gcs_answers(head.gcs_address):
         # A short temp dir: Ray's unix socket paths under it must stay below 108 bytes.
         temp_dir = Path(tempfile.mkdtemp(prefix="schedsearch-ray-"))
-        head = raycluster.start_head(
-            temp_dir, token=token, num_cpus=os.cpu_count() or 1, extra_env=raycluster.LOOPBACK_ONLY_ENV
-        )
+        # The drivers of this head's Ray Jobs are its children: they read the database URL from the
+        # environment they inherit, never from the runtime env (the dashboard shows it) or a file.
+        head_env = {
+            **raycluster.LOOPBACK_ONLY_ENV,
+            "SCHEDSEARCH_DATABASE_URL": settings.resolved_database_url(),
+        }
+        head = raycluster.start_head(temp_dir, token=token, num_cpus=os.cpu_count() or 1, extra_env=head_env)
         raycluster.save_node(head, state_dir / "head.json")
         logger.info("started a local Ray head at %s (dashboard %s)", head.gcs_address, head.dashboard_url)
     assert head.dashboard_url is not None
@@ -215,12 +226,19 @@ class Dispatcher:
             self._target.address if self._target else "?",
             self._target.public_dashboard_url if self._target else "?",
         )
+        outage = OutageLog(logger, waiting="the dispatcher waits for it")
         while not stop.is_set():
             try:
                 self.step()
+            except DATABASE_FAULTS as exc:
+                # One line when the outage starts and one when it ends, not a stack trace per poll; leases
+                # run out only if the outage outlasts them (docs/reliability.md).
+                outage.failed(exc)
             except Exception:
                 logger.exception("dispatcher step failed; retrying in %.1fs", self.poll_s)
                 self._forget_dead_local_head()
+            else:
+                outage.ok()
             stop.wait(self.poll_s)
         self.shutdown()
 
@@ -410,15 +428,21 @@ class Dispatcher:
             # Someone stopped the Ray Job (the dashboard's Jobs tab, `ray job stop`): that is a cancel.
             self._finish_cancel(job.id, f"cancelled: Ray Job {watch.submission_id} was stopped")
             return
-        what = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}: {message[-1500:]}"
+        ended = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}"
+        # Ray's message ends with the driver's output (a traceback, paths): the log has it, the job's owner
+        # gets the sentence (workers.failures).
+        logger.warning("job %s: %s: %s", job.id, ended, message[-1500:])
         if watch.drivers < self.max_attempts:
-            self._event(job.id, "driver_lost", what)
+            self._event(job.id, "driver_lost", f"{ended}; submitting the driver again")
             self._submit(job.id, drivers=watch.drivers + 1)
             return
         store = JobStore(self.factory, job.id)
         store.finish_unfinished(TrialStatus.CANCELLED, "the job failed")
         store.finish_job(
-            JobStatus.FAILED, error=f"{watch.drivers} drivers failed; last: {what}", message="driver failed"
+            JobStatus.FAILED,
+            error=f"{watch.drivers} drivers failed; the last, {ended} (the dispatcher's log has Ray's "
+            "message)",
+            message="driver failed",
         )
         self._watch.pop(job.id, None)
 
@@ -433,14 +457,25 @@ class Dispatcher:
             repo.add_job_event(s, job_id=job_id, kind=kind, message=message)
 
 
-def _driver_env(settings: Settings) -> dict[str, str]:
-    """Environment of the driver's Ray Job. The database URL travels only without a password: Ray shows a
-    job's runtime env in its dashboard, so a URL with a secret must come from the head's own environment
-    (``SCHEDSEARCH_DATABASE_URL`` set there, e.g. from a Kubernetes secret)."""
+def _absolute_url(settings: Settings) -> URL:
+    """The database URL with a SQLite file's path made absolute (a driver's working directory differs)."""
     url = make_url(normalize_url(settings.resolved_database_url()))
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).resolve()))
-    env = {"SCHEDSEARCH_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms)}
+    return url
+
+
+def _driver_env(settings: Settings) -> dict[str, str]:
+    """Environment of the driver's Ray Job. The database URL travels only without a password: Ray shows a
+    job's runtime env in its dashboard, so a URL with a secret must come from the head's own environment
+    (``SCHEDSEARCH_DATABASE_URL`` set there: by ``connect_ray`` for the dispatcher's local head, from a
+    Kubernetes secret or the env file for a cluster)."""
+    url = _absolute_url(settings)
+    env = {
+        "SCHEDSEARCH_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms),
+        # The driver waits out a database outage for as long as the dispatcher's lease (workers.store).
+        "SCHEDSEARCH_LEASE_SECONDS": str(settings.lease_seconds),
+    }
     if url.password is None:
         env["SCHEDSEARCH_DATABASE_URL"] = url.render_as_string(hide_password=False)
     return env

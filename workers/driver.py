@@ -24,7 +24,6 @@ import os
 import re
 import sys
 import time
-import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,9 +36,10 @@ from schedules.spec import SpecError
 from service.jobspec import JobSpec, expand_baselines
 from service.objectives import OBJECTIVES
 from service.settings import Settings
-from service.storage.db import normalize_url
+from service.storage.db import is_database_fault, normalize_url
 from service.storage.models import Trial
 from service.storage.states import TRIAL_TERMINAL, JobStatus, TrialStatus
+from workers.failures import one_sentence
 from workers.space import GivenPoint, JobSpace, fixed_points
 from workers.store import JobStore
 
@@ -160,8 +160,16 @@ def _fail_stale_optuna_trials(storage: Any, study_name: str) -> int:
     return len(stale)
 
 
-def _redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+def optuna_summary(database_url: str, study_name: str) -> dict[str, str]:
+    """The study as the job summary shows it to the job's owner: its name and where it lives, in words; the
+    storage URL (user, host, database, password, file path) stays with the operator (docs/workers.md)."""
+    backend = make_url(normalize_url(database_url)).get_backend_name()
+    where = (
+        "the optuna schema of the service's PostgreSQL database"
+        if backend == "postgresql"
+        else f"the -optuna file next to the service's {'SQLite' if backend == 'sqlite' else backend} database"
+    )
+    return {"study": study_name, "where": where}
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -251,8 +259,20 @@ def run_job(settings: Settings, job_id: str, *, storage_path: Path | None = None
     try:
         return _run_job(settings, store, storage_path)
     except Exception as exc:
-        text = "".join(traceback.format_exception(exc))[-4000:]
+        if is_database_fault(exc):
+            # The database stayed away for longer than the lease (the store waited that long): nothing can be
+            # recorded now. This driver ends (its Ray Job fails) and the dispatcher, once the database is
+            # back, starts a new one, which restarts only the unfinished trials.
+            logger.error(
+                "job %s: the database is still unavailable (%s); the driver ends", job_id, type(exc).__name__
+            )
+            return JobStatus.FAILED.value
+        # The traceback goes to this driver's log (the Ray Job's log) with the job id; the job keeps one
+        # sentence, which its owner sees (workers.failures).
         logger.exception("job %s: driver failed", job_id)
+        error = (
+            f"the job's driver failed: {one_sentence(exc)} (the driver's log for this job has the details)"
+        )
         try:
             job = store.job()
             if JobStatus(job.status) == JobStatus.CANCELLING:
@@ -260,7 +280,7 @@ def run_job(settings: Settings, job_id: str, *, storage_path: Path | None = None
                 store.finish_job(JobStatus.CANCELLED, message="cancelled (driver error while stopping)")
                 return JobStatus.CANCELLED.value
             store.finish_unfinished(TrialStatus.CANCELLED, "the driver failed")
-            store.finish_job(JobStatus.FAILED, error=f"driver error: {text}", message="driver error")
+            store.finish_job(JobStatus.FAILED, error=error, message="driver error")
         except Exception:
             logger.exception("job %s: could not record the failure", job_id)
         return JobStatus.FAILED.value
@@ -275,7 +295,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     from ray.tune.search import ConcurrencyLimiter
 
     from workers.callback import JobStopper, ResultsWriter
-    from workers.search import JobSearcher, TolerantOptunaSearch, make_scheduler
+    from workers.search import EnvironmentRDBStorage, JobSearcher, TolerantOptunaSearch, make_scheduler
     from workers.trainable import run_trial
 
     job = store.job()
@@ -296,10 +316,11 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         return JobStatus.FAILED.value
     plan = plan_job(spec, store.trials())
     store.progress(trials_total=plan.trials_total)
+    # The host goes to the log, not the event (events are shown to the job's owner).
+    logger.info("job %s: driver on %s", job_id, os.uname().nodename)
     store.event(
         "driver_started",
-        f"driver on {os.uname().nodename}: {len(plan.given)} given, "
-        f"{plan.n_search} to search, {plan.restarted} restarted",
+        f"driver started: {len(plan.given)} given, {plan.n_search} to search, {plan.restarted} restarted",
         {"given": len(plan.given), "search": plan.n_search, "restarted": plan.restarted},
     )
     started = time.monotonic()
@@ -328,7 +349,8 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     if plan.n_search > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _ensure_optuna_schema(settings.resolved_database_url())
-        storage = optuna.storages.RDBStorage(optuna_url)
+        # Pickled into Tune's files without its URL; pre-ping: pooled connections die in a database outage.
+        storage = EnvironmentRDBStorage(optuna_url, engine_kwargs={"pool_pre_ping": True})
         _fail_stale_optuna_trials(storage, study_name)
         sampler: optuna.samplers.BaseSampler = (
             optuna.samplers.RandomSampler(seed=spec.search.seed)
@@ -336,6 +358,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             else optuna.samplers.TPESampler(seed=spec.search.seed)
         )
         inner = TolerantOptunaSearch(
+            retry=store.retrying,  # its storage calls wait out a database outage, as the store's do
             space=plan.space,
             metric="objective",
             mode=direction,
@@ -359,6 +382,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
 
     if plan.num_samples > 0:
         base = {
+            "job_id": job_id,
             "task": {"name": spec.task.name, "options": dict(spec.task.options)},
             "optimizer": spec.optimizer.name,
             "max_epochs": spec.budget.max_epochs,
@@ -418,7 +442,7 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     # Trials Tune never ended cleanly (should not happen) must not stay running forever.
     store.finish_unfinished(TrialStatus.FAILED, "the trial did not finish (Tune reported no end)")
     overhead = writer.overhead_summary(fit_wall_s=fit_wall, slots=_slots(spec, plan))
-    summary = _summary(store, spec, overhead, wall, optuna_url, study_name, plan)
+    summary = _summary(store, spec, overhead, wall, settings.resolved_database_url(), study_name, plan)
     counts = summary["trials"]
     with_result = sum(counts.get(s, 0) for s in ("succeeded", "diverged", "pruned"))
     if with_result == 0 and counts:
@@ -439,7 +463,7 @@ def _summary(
     spec: JobSpec,
     overhead: Mapping[str, Any],
     wall: float,
-    optuna_url: str,
+    database_url: str,
     study_name: str,
     plan: JobPlan,
 ) -> dict[str, Any]:
@@ -475,7 +499,7 @@ def _summary(
         "overhead": dict(overhead),
         "wall_s": round(wall, 3),
         "nodes": sorted({t.node_id for t in trials if t.node_id}),
-        "optuna": {"study": study_name, "storage": _redact(optuna_url)}
+        "optuna": optuna_summary(database_url, study_name)
         if plan.n_search or any(not t.trial_key.startswith(GIVEN_PREFIXES) for t in trials)
         else None,
     }
@@ -489,7 +513,8 @@ def _summary(
 
             summary["report"] = build_report(s, get_job(s, job_id=store.job_id))
     except Exception as exc:  # the report is a convenience; the job result does not depend on it
-        summary["report_error"] = f"{type(exc).__name__}: {exc}"
+        logger.exception("job %s: could not build the report", store.job_id)
+        summary["report_error"] = f"the report could not be built: {one_sentence(exc)}"
     return summary
 
 

@@ -15,24 +15,65 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import optuna
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class EnvironmentRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's database storage, pickled without its URL.
+
+    Tune pickles the searcher, with the Optuna study and its storage inside, into ``tuner.pkl`` and
+    ``searcher-state-*.pkl``, both in the experiment folder and in Ray's driver artifacts: the URL there put
+    the database password on disk (mode 0644, under a world-writable temp directory). Unpickled, the storage
+    takes the URL from the process's environment (``SCHEDSEARCH_DATABASE_URL``), as the driver itself does.
+    """
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["url"] = None
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        from service.settings import Settings
+        from workers.driver import optuna_storage_url
+
+        super().__setstate__({**state, "url": optuna_storage_url(Settings().resolved_database_url())})
+
+
+def _at_once(work: Callable[[], T]) -> T:
+    return work()
 
 
 class TolerantOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that goes on through what should not end a job: late reports for trials Optuna
+    already finished, and a database outage, which its storage calls wait out through ``retry`` (the
+    driver passes its store's ``retrying``: up to the lease, one log line at each end)."""
+
+    def __init__(
+        self, *args: Any, retry: Callable[[Callable[[], Any]], Any] = _at_once, **kwargs: Any
+    ) -> None:
+        self._retry = retry
+        super().__init__(*args, **kwargs)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        suggested: dict[str, Any] | None = self._retry(lambda: OptunaSearch.suggest(self, trial_id))
+        return suggested
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id not in self._ot_trials:
             return
         try:
-            super().on_trial_result(trial_id, result)
-        except Exception as exc:  # optuna.exceptions.UpdateFinishedTrialError and storage hiccups
-            logger.warning("optuna: ignoring a result of trial %s: %s", trial_id, exc)
+            self._retry(lambda: OptunaSearch.on_trial_result(self, trial_id, result))
+        except Exception as exc:  # optuna.exceptions.UpdateFinishedTrialError, an outage past the lease
+            logger.warning("optuna: ignoring a result of trial %s: %s", trial_id, type(exc).__name__)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -40,9 +81,9 @@ class TolerantOptunaSearch(OptunaSearch):
         if trial_id not in self._ot_trials:
             return
         try:
-            super().on_trial_complete(trial_id, result=result, error=error)
+            self._retry(lambda: OptunaSearch.on_trial_complete(self, trial_id, result=result, error=error))
         except Exception as exc:
-            logger.warning("optuna: ignoring the completion of trial %s: %s", trial_id, exc)
+            logger.warning("optuna: ignoring the completion of trial %s: %s", trial_id, type(exc).__name__)
 
 
 class JobSearcher(Searcher):

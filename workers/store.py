@@ -1,16 +1,18 @@
 """The workers' unit-of-work adapter over ``service.storage.repository``.
 
 Each method is one transaction, so the Tune driver's callbacks and the dispatcher never hold a session
-across Ray calls. Everything writes through the repository's idempotent functions (upsert by
-``(job_id, trial_key)``, metrics ignored when ``(trial_id, epoch)`` exists, status transitions that are
-no-ops when repeated), which is what makes replays after a restart harmless.
+across Ray calls; the driver's store retries a transaction through a database outage of up to the lease
+(``JobStore.connect``, ``workers.outage``). Everything writes through the repository's idempotent functions
+(upsert by ``(job_id, trial_key)``, metrics ignored when ``(trial_id, epoch)`` exists, status transitions
+that are no-ops when repeated), which is what makes replays after a restart, or a retry, harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +22,10 @@ from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
 from service.storage.models import Job, Trial
 from service.storage.states import TRIAL_TERMINAL, JobStatus, TrialStatus
+from workers.outage import OutageLog, with_retries
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,46 +41,76 @@ class TrialUpdate:
 
 
 class JobStore:
-    def __init__(self, factory: sessionmaker[Session], job_id: str) -> None:
+    """The driver's and the dispatcher's unit-of-work adapter; ``retry_s`` > 0 makes each unit of work wait
+    out a database outage of up to that many seconds (``workers.outage``), which the driver sets to the
+    lease: an outage shorter than the lease neither loses a result nor ends the driver."""
+
+    def __init__(self, factory: sessionmaker[Session], job_id: str, *, retry_s: float = 0.0) -> None:
         self.factory = factory
         self.job_id = job_id
+        self.retry_s = retry_s
         self._ids: dict[str, int] = {}
+        self._outage_log: OutageLog | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles the run config (callbacks included) into the experiment folder; the connection
         # (and the database URL inside it) must not travel there.
-        return {"job_id": self.job_id, "factory": None, "_ids": {}}
+        return {
+            "job_id": self.job_id,
+            "factory": None,
+            "_ids": {},
+            "retry_s": self.retry_s,
+            "_outage_log": None,
+        }
 
     @classmethod
     def connect(cls, settings: Settings, job_id: str) -> JobStore:
         engine = make_engine(settings.resolved_database_url(), settings=settings)
-        return cls(make_session_factory(engine), job_id)
+        return cls(make_session_factory(engine), job_id, retry_s=settings.lease_seconds)
 
     def close(self) -> None:
         bind = self.factory.kw.get("bind")
         if bind is not None:
             bind.dispose()
 
+    def retrying(self, work: Callable[[], T]) -> T:
+        """``work()`` retried through a database outage of up to ``retry_s`` seconds (none when 0), logged
+        once per outage; the driver's Optuna calls go through it too, so one outage is one pair of lines."""
+        if self.retry_s <= 0:
+            return work()
+        if self._outage_log is None:
+            waiting = f"writes wait for it for up to {self.retry_s:g} s"
+            self._outage_log = OutageLog(logger, prefix=f"job {self.job_id}: ", waiting=waiting)
+        return with_retries(work, window_s=self.retry_s, outage=self._outage_log)
+
+    def _unit(self, work: Callable[[Session], T]) -> T:
+        """``work`` in one transaction, retried through a database outage (``retrying``)."""
+
+        def once() -> T:
+            with session_scope(self.factory) as s:
+                return work(s)
+
+        return self.retrying(once)
+
     # -- reading the job
 
     def job(self) -> Job:
-        with session_scope(self.factory) as s:
-            return repo.get_job(s, job_id=self.job_id)
+        return self._unit(lambda s: repo.get_job(s, job_id=self.job_id))
 
     def cancel_requested(self) -> bool:
-        with session_scope(self.factory) as s:
-            return repo.is_cancel_requested(s, job_id=self.job_id)
+        return self._unit(lambda s: repo.is_cancel_requested(s, job_id=self.job_id))
 
     def trials(self) -> list[Trial]:
-        with session_scope(self.factory) as s:
-            return list(s.scalars(select(Trial).where(Trial.job_id == self.job_id).order_by(Trial.id)))
+        return self._unit(
+            lambda s: list(s.scalars(select(Trial).where(Trial.job_id == self.job_id).order_by(Trial.id)))
+        )
 
     # -- writing trials
 
     def start_trial(
         self, *, key: str, name: str, kind: str, config: Mapping[str, Any], node_id: str | None = None
     ) -> int:
-        with session_scope(self.factory) as s:
+        def work(s: Session) -> int:
             trial = repo.upsert_trial(
                 s, job_id=self.job_id, trial_key=key, config=config, kind=kind, name=name
             )
@@ -83,11 +119,14 @@ class JobStore:
             self._ids[key] = trial.id
             return trial.id
 
+        return self._unit(work)
+
     def write(self, updates: Sequence[TrialUpdate]) -> None:
         """Append metrics and apply final states for several trials in one transaction."""
         if not updates:
             return
-        with session_scope(self.factory) as s:
+
+        def work(s: Session) -> None:
             for u in updates:
                 trial_id = self._ids.get(u.key)
                 if trial_id is None:
@@ -113,8 +152,10 @@ class JobStore:
                 repo.set_trial_status(s, trial_id=trial_id, status=u.status, **kwargs)
             repo.refresh_job_progress(s, job_id=self.job_id)
 
+        self._unit(work)
+
     def finish_unfinished(self, status: TrialStatus, reason: str) -> int:
-        with session_scope(self.factory) as s:
+        def work(s: Session) -> int:
             ids = list(
                 s.scalars(
                     select(Trial.id).where(
@@ -129,21 +170,24 @@ class JobStore:
             repo.refresh_job_progress(s, job_id=self.job_id)
             return count
 
+        return self._unit(work)
+
     # -- the job
 
     def progress(self, **values: Any) -> None:
-        with session_scope(self.factory) as s:
-            repo.update_job_progress(s, job_id=self.job_id, **values)
+        self._unit(lambda s: repo.update_job_progress(s, job_id=self.job_id, **values))
 
     def event(self, kind: str, message: str, data: Mapping[str, Any] | None = None) -> None:
-        with session_scope(self.factory) as s:
-            repo.add_job_event(s, job_id=self.job_id, kind=kind, message=message, data=data)
+        self._unit(lambda s: repo.add_job_event(s, job_id=self.job_id, kind=kind, message=message, data=data))
 
     def mark_running(self) -> None:
         """queued -> running, for a driver started by hand rather than by a dispatcher's claim."""
-        with session_scope(self.factory) as s:
+
+        def work(s: Session) -> None:
             if repo.get_job(s, job_id=self.job_id).status == JobStatus.QUEUED.value:
                 repo.set_job_status(s, job_id=self.job_id, status=JobStatus.RUNNING, message="driver started")
+
+        self._unit(work)
 
     def finish_job(
         self,
@@ -154,7 +198,8 @@ class JobStore:
         message: str = "",
     ) -> Job:
         """Move the job to a terminal status (from running, or cancelled from cancelling)."""
-        with session_scope(self.factory) as s:
+
+        def work(s: Session) -> Job:
             job = repo.get_job(s, job_id=self.job_id)
             current = JobStatus(job.status)
             if status == JobStatus.CANCELLED and current == JobStatus.RUNNING:
@@ -165,3 +210,5 @@ class JobStore:
             if error is not None:
                 kwargs["error"] = error
             return repo.set_job_status(s, job_id=self.job_id, status=status, message=message, **kwargs)
+
+        return self._unit(work)

@@ -13,13 +13,16 @@ keys (``_key``, ``_kind``, ``_name``); the job-wide parts come through ``tune.wi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from service.objectives import OBJECTIVES
+from workers.failures import one_sentence, scrub
+
+logger = logging.getLogger(__name__)
 
 # What an epoch report carries besides the EpochRecord fields.
 REPORT_EXTRA = ("objective", "node_id", "final", "summary", "error", "train_wall_s")
@@ -113,16 +116,14 @@ def trial_spec_json(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[
 
 
 def trial_error(exc: BaseException) -> str:
-    """The error text a failed trial stores: one sentence for a spec the trial cannot run (a ``SpecError``:
-    an unknown or unavailable task, options that do not fit it), the exception and a short traceback for a
-    bug."""
+    """The error a failed trial stores, shown to the job's owner: a spec the trial cannot run (a
+    ``SpecError``: an unknown or unavailable task, options that do not fit it) says so in its own words;
+    anything else is one sentence (``workers.failures``; the traceback goes to the worker's log)."""
     from schedules.spec import SpecError
 
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     if isinstance(exc, SpecError):
-        return str(exc)[-4000:]
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
-    return f"{text}\n{tb}"[-4000:]
+        return scrub(str(exc))
+    return one_sentence(exc)
 
 
 def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> None:
@@ -156,6 +157,9 @@ def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> Non
         catalogue().require(spec.task.name, where=f"on the Ray worker node {node_id[:12]}")
         result = train(spec, report=report)
     except Exception as exc:  # a trial that raises is a failed trial, not a Ray failure
+        # The traceback goes to this worker's log; the trial's error (shown to the job's owner) is one
+        # sentence (workers.failures).
+        logger.exception("job %s trial %s failed", base.get("job_id"), config.get("_key"))
         tune.report(
             {
                 **last,

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 _MISSING = object()
 _OMIT_AT_DEFAULT = "schedsearch_omit_at_default"
-
-
-def optional_param(default: Any) -> Any:
-    """A dataclass field for a parameter added after the JSON form was fixed: it defaults to ``default`` and
-    ``to_json`` omits it while it has that value (see ``Family.to_json``)."""
-    return dataclasses.field(default=default, metadata={_OMIT_AT_DEFAULT: True})
 
 
 class SpecError(ValueError):
@@ -73,7 +69,10 @@ def as_float(
     need = f"must be a finite number{(' ' + bounds) if bounds else ''}{where}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(name, value, need)
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int with hundreds of digits (JSON allows any length)
+        raise SpecError(name, _shorten(int(value)), need) from None
     if not math.isfinite(out):
         raise SpecError(name, value, need)
     if (
@@ -101,6 +100,12 @@ def as_int(name: str, value: Any, *, family: str, ge: int | None = None, le: int
     return out
 
 
+def _shorten(value: int) -> str:
+    """A huge integer as its first digits and its length (the error message stays readable)."""
+    digits = str(abs(value))
+    return f"{'-' if value < 0 else ''}{digits[:12]}...({len(digits)} digits)"
+
+
 def _describe(**bounds: float | None) -> str:
     ops = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
     return " and ".join(f"{ops[k]} {_num(v)}" for k, v in bounds.items() if v is not None)
@@ -108,6 +113,99 @@ def _describe(**bounds: float | None) -> str:
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+Bound = float | str | None  # a number, or the name of an earlier parameter of the same family
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A parameter's valid range: numbers, or names of parameters declared before it (``lr_max`` has
+    ``gt="lr0"``). For an integer parameter ``gt`` / ``lt`` mean ``ge`` / ``le`` one step further."""
+
+    gt: Bound = None
+    ge: Bound = None
+    lt: Bound = None
+    le: Bound = None
+
+    def items(self) -> list[tuple[str, float | str]]:
+        return [
+            (k, v)
+            for k, v in (("gt", self.gt), ("ge", self.ge), ("lt", self.lt), ("le", self.le))
+            if v is not None
+        ]
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    gt: Bound = None,
+    ge: Bound = None,
+    lt: Bound = None,
+    le: Bound = None,
+    choices: tuple[str, ...] | None = None,
+    omit_default: bool = False,
+    doc: str = "",
+) -> Any:
+    """A parameter of a family: its default, its valid range (numbers) or ``choices`` (a string parameter)
+    and a short description. The family checks it in ``__post_init__`` (``Family._check_params``) and
+    ``schedules.schema`` writes the same range into the API's JSON schema: one definition of each parameter.
+    ``omit_default`` is for a parameter added after the JSON form was fixed: ``to_json`` leaves it out while
+    it has its default, so every stored schedule keeps its JSON form."""
+    metadata: dict[str, Any] = {"bounds": Bounds(gt=gt, ge=ge, lt=lt, le=le), "doc": doc}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if omit_default:
+        metadata[_OMIT_AT_DEFAULT] = True
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """A parameter as the checks and the schema see it."""
+
+    name: str
+    kind: type  # int or float; for ``base`` the LR family type
+    optional: bool  # None is a valid value (``int | None``)
+    required: bool  # no default
+    default: Any
+    bounds: Bounds
+    doc: str
+    choices: tuple[str, ...] | None = None  # a string parameter's valid values
+
+
+_PARAMS: dict[type, tuple[ParamInfo, ...]] = {}
+
+
+def params_of(cls: type) -> tuple[ParamInfo, ...]:
+    """The parameters of a family class, in declaration order (the order they are checked in). Cached: every
+    schedule built checks its parameters, and reading type hints costs more than the checks."""
+    if cls not in _PARAMS:
+        _PARAMS[cls] = _read_params(cls)
+    return _PARAMS[cls]
+
+
+def _read_params(cls: type) -> tuple[ParamInfo, ...]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = type(None) in typing.get_args(hint)
+        kind = args[0] if optional and args else hint
+        out.append(
+            ParamInfo(
+                name=f.name,
+                kind=kind,
+                optional=optional,
+                required=f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                default=None if f.default is dataclasses.MISSING else f.default,
+                bounds=f.metadata.get("bounds", Bounds()),
+                doc=f.metadata.get("doc", ""),
+                choices=f.metadata.get("choices"),
+            )
+        )
+    return tuple(out)
 
 
 def ceil_clean(x: float) -> int:
@@ -121,13 +219,55 @@ def stage_of(epoch: int, interval: int) -> int:
 
 
 class Family:
-    """Base of every family: the JSON form and the parsing of a params dict."""
+    """Base of every family: the parameter checks, the JSON form and the parsing of a params dict.
+
+    A family is a frozen dataclass whose numeric parameters are declared with :func:`param` (type and range);
+    ``__post_init__`` checks them in declaration order and then runs ``_check`` for what a range cannot say
+    (Seesaw's base, "lr_max or factor")."""
 
     family: ClassVar[str]
 
+    def __post_init__(self) -> None:
+        self._check_params()
+        self._check()
+
+    def _check(self) -> None:
+        """Checks beyond each parameter's range; none by default."""
+
+    def _check_params(self) -> None:
+        for p in params_of(type(self)):
+            if p.choices is not None:
+                if getattr(self, p.name) not in p.choices:
+                    raise SpecError(
+                        p.name,
+                        getattr(self, p.name),
+                        f"must be one of {', '.join(p.choices)} for {self.family}",
+                    )
+                continue
+            if p.kind not in (int, float):
+                continue  # a nested family (Seesaw's base) is checked by _check
+            value = getattr(self, p.name)
+            if value is None and p.optional:
+                continue
+            limits = {
+                op: getattr(self, bound) if isinstance(bound, str) else bound
+                for op, bound in p.bounds.items()
+            }
+            if p.kind is int:
+                # Integers: "> x" is ">= x + 1" and "< x" is "<= x - 1", said the way users count.
+                if "gt" in limits:
+                    limits["ge"] = math.floor(limits.pop("gt")) + 1
+                if "lt" in limits:
+                    limits["le"] = math.ceil(limits.pop("lt")) - 1
+                whole = {op: int(v) for op, v in limits.items()}
+                checked: float = as_int(p.name, value, family=self.family, **whole)
+            else:
+                checked = as_float(p.name, value, family=self.family, **limits)
+            object.__setattr__(self, p.name, checked)
+
     def to_json(self) -> dict[str, Any]:
-        """``{"family": ..., <every parameter>}``. A parameter declared with :func:`optional_param` is left
-        out while it has its default, so adding one keeps every stored schedule's JSON form as it was."""
+        """``{"family": ..., <every parameter>}``; a parameter declared with ``param(omit_default=True)`` is
+        left out while it has its default, so adding one keeps every stored schedule's JSON form as it was."""
         out: dict[str, Any] = {"family": self.family}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)

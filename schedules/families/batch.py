@@ -14,19 +14,13 @@ from schedules.families._base import (
     BatchSchedule,
     HorizonLike,
     SpecError,
-    as_float,
-    as_int,
     ceil_clean,
-    optional_param,
+    param,
     stage_of,
 )
 
 #: How ``exp_growth`` rounds b0 factor^k up to an integer (paper-notes §2.2, importer rules).
 ROUNDINGS = ("clean", "official")
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
 
 
 def affine_stage_value(start: float, factor: float, stage: int, *, cap: float, last_stage: float) -> float:
@@ -44,10 +38,7 @@ class ConstantBatch(BatchSchedule):
     """b_e = b0.  Table (b0=128): e=0 -> 128, e=299 -> 128."""
 
     family: ClassVar[str] = "constant"
-    b0: int
-
-    def __post_init__(self) -> None:
-        _set(self, "b0", as_int("b0", self.b0, family=self.family, ge=1))
+    b0: int = param(ge=1, doc="The batch size.")
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         return self.b0
@@ -71,21 +62,19 @@ class ExpGrowthBatch(BatchSchedule):
     """
 
     family: ClassVar[str] = "exp_growth"
-    b0: int
-    factor: float
-    interval: int
-    b_max: int | None = None
-    rounding: str = optional_param("clean")
-
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "b0", as_int("b0", self.b0, family=f, ge=1))
-        _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
-        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
-        if self.b_max is not None:
-            _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0 + 1))
-        if self.rounding not in ROUNDINGS:
-            raise SpecError("rounding", self.rounding, f"must be one of {', '.join(ROUNDINGS)} for {f}")
+    b0: int = param(ge=1, doc="First batch size.")
+    factor: float = param(gt=1, doc="Growth per stage (delta).")
+    interval: int = param(ge=1, doc="Epochs per stage (E).")
+    b_max: int | None = param(
+        None, gt="b0", doc="Batch size of the last stage (affine rescale); null: uncapped."
+    )
+    rounding: str = param(
+        "clean",
+        choices=ROUNDINGS,
+        omit_default=True,
+        doc="How b0 delta^k becomes an integer: clean (ceil ignoring float noise) or official (the paper "
+        "code's plain float ceil, as imported configs use).",
+    )
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         k = stage_of(epoch, self.interval)
@@ -113,22 +102,18 @@ class LinearGrowthBatch(BatchSchedule):
     """
 
     family: ClassVar[str] = "linear_growth"
-    b0: int
-    increment: int
-    interval: int
-    b_max: int | None = None
-
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "b0", as_int("b0", self.b0, family=f, ge=1))
-        _set(self, "increment", as_int("increment", self.increment, family=f, ge=1))
-        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
-        if self.b_max is not None:
-            _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0 + 1))
+    b0: int = param(ge=1, doc="First batch size.")
+    increment: int = param(ge=1, doc="Added per stage (c).")
+    interval: int = param(ge=1, doc="Epochs per stage (E).")
+    b_max: int | None = param(None, gt="b0", doc="Cap; null: uncapped.")
 
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         b = self.b0 + self.increment * stage_of(epoch, self.interval)
         return b if self.b_max is None else min(b, self.b_max)
+
+
+#: Most stages an adaptive rule may have between b0 and b_max (factor 1.01 from 8 to 4096 takes 627).
+MAX_ADAPTIVE_STAGES = 1000
 
 
 @dataclass(frozen=True)
@@ -144,21 +129,25 @@ class AdaptiveBatch(BatchSchedule):
     """
 
     family: ClassVar[str] = "adaptive"
-    b0: int = 8
-    factor: float = 2.0
-    lr_factor: float = 1.4
-    eps0: float = 0.5
-    check_every: int = 1000
-    b_max: int = 4096
+    b0: int = param(8, ge=1, doc="Batch size of stage 0.")
+    factor: float = param(2.0, gt=1, doc="Batch growth per stage (delta).")
+    lr_factor: float = param(1.4, gt=0, doc="LR multiplier per stage (gamma).")
+    eps0: float = param(0.5, gt=0, doc="Gradient-norm threshold of stage 0.")
+    check_every: int = param(1000, ge=1, doc="Steps between two threshold checks.")
+    b_max: int = param(4096, ge="b0", doc="Largest batch size (last stage).")
 
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "b0", as_int("b0", self.b0, family=f, ge=1))
-        _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
-        _set(self, "lr_factor", as_float("lr_factor", self.lr_factor, family=f, gt=0))
-        _set(self, "eps0", as_float("eps0", self.eps0, family=f, gt=0))
-        _set(self, "check_every", as_int("check_every", self.check_every, family=f, ge=1))
-        _set(self, "b_max", as_int("b_max", self.b_max, family=f, ge=self.b0))
+    def _check(self) -> None:
+        # The trainer and the theory check walk the stages one by one: a factor barely above 1 would need
+        # millions of them before b_max (1.000001 from 8 to 4096: 6.2 million).
+        if self.b_max > self.b0:
+            stages = math.log(self.b_max / self.b0) / math.log(self.factor)
+            if stages > MAX_ADAPTIVE_STAGES:
+                raise SpecError(
+                    "factor",
+                    self.factor,
+                    f"must reach b_max={self.b_max} from b0={self.b0} within {MAX_ADAPTIVE_STAGES} stages "
+                    f"for adaptive (it needs {math.ceil(stages)})",
+                )
 
     @property
     def is_adaptive(self) -> bool:
@@ -180,7 +169,12 @@ class AdaptiveBatch(BatchSchedule):
     def stage_batch(self, k: int) -> int:
         if k < 0:
             raise SpecError("stage", k, "must be >= 0 for adaptive")
-        return min(ceil_clean(self.b0 * self.factor**k), self.b_max)
+        try:
+            value = self.b0 * self.factor**k
+        except OverflowError:
+            return self.b_max
+        # min(b0 factor^k, b_max) is b_max however far past the largest float b0 factor^k would be.
+        return self.b_max if not math.isfinite(value) else min(ceil_clean(value), self.b_max)
 
     def stage_lr_multiplier(self, k: int) -> float:
         return float(self.lr_factor ** min(k, self.max_stage))

@@ -7,6 +7,7 @@ Per-step families (``diminishing``, ``linear``, ``poly``) count the global step 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,16 +17,11 @@ from schedules.families._base import (
     HorizonLike,
     LRSchedule,
     SpecError,
-    as_float,
-    as_int,
     missing_error,
+    param,
     stage_of,
 )
 from schedules.families.batch import affine_stage_value
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
 
 
 def _require_total(total_steps: int | None, family: str) -> int:
@@ -41,10 +37,7 @@ class ConstantLR(LRSchedule):
     """lr = lr0."""
 
     family: ClassVar[str] = "constant"
-    lr0: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+    lr0: float = param(gt=0, doc="The learning rate.")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr0
@@ -56,10 +49,7 @@ class DiminishingLR(LRSchedule):
 
     family: ClassVar[str] = "diminishing"
     per_step: ClassVar[bool] = True
-    lr0: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+    lr0: float = param(gt=0, doc="LR at step 0.")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr0 / math.sqrt(step + 1)
@@ -72,10 +62,7 @@ class LinearLR(LRSchedule):
     family: ClassVar[str] = "linear"
     per_step: ClassVar[bool] = True
     needs_total_steps: ClassVar[bool] = True
-    lr0: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
+    lr0: float = param(gt=0, doc="LR at step 0.")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         t_total = _require_total(total_steps, self.family)
@@ -92,12 +79,8 @@ class PolyLR(LRSchedule):
     family: ClassVar[str] = "poly"
     per_step: ClassVar[bool] = True
     needs_total_steps: ClassVar[bool] = True
-    lr0: float
-    power: float = 2.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
-        _set(self, "power", as_float("power", self.power, family=self.family, gt=0))
+    lr0: float = param(gt=0, doc="LR at step 0.")
+    power: float = param(2.0, gt=0, doc="Exponent p.")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         t_total = _require_total(total_steps, self.family)
@@ -112,12 +95,8 @@ class CosineLR(LRSchedule):
     """
 
     family: ClassVar[str] = "cosine"
-    lr0: float
-    lr_min: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr0", as_float("lr0", self.lr0, family=self.family, gt=0))
-        _set(self, "lr_min", as_float("lr_min", self.lr_min, family=self.family, ge=0, le=self.lr0))
+    lr0: float = param(gt=0, doc="LR at epoch 0.")
+    lr_min: float = param(0.0, ge=0, le="lr0", doc="LR at the last epoch.")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr_min + (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * epoch / horizon.epochs)) / 2
@@ -128,15 +107,9 @@ class StepDecayLR(LRSchedule):
     """lr_e = lr0 decay^floor(e/interval).  Table (lr0=0.1, decay=0.5, interval=30): e=30 -> 0.05."""
 
     family: ClassVar[str] = "step_decay"
-    lr0: float
-    decay: float
-    interval: int
-
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "lr0", as_float("lr0", self.lr0, family=f, gt=0))
-        _set(self, "decay", as_float("decay", self.decay, family=f, gt=0, lt=1))
-        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
+    lr0: float = param(gt=0, doc="LR of the first stage.")
+    decay: float = param(gt=0, lt=1, doc="Factor per stage.")
+    interval: int = param(ge=1, doc="Epochs per stage (E).")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         return self.lr0 * self.decay ** stage_of(epoch, self.interval)
@@ -155,21 +128,14 @@ class ExpGrowthLR(LRSchedule):
     """
 
     family: ClassVar[str] = "exp_growth"
-    lr0: float
-    interval: int
-    lr_max: float | None = None
-    factor: float | None = None
+    lr0: float = param(gt=0, doc="LR of the first stage.")
+    interval: int = param(ge=1, doc="Epochs per stage (E).")
+    lr_max: float | None = param(None, gt="lr0", doc="LR of the last stage; null: uncapped.")
+    factor: float | None = param(None, gt=1, doc="Growth per stage (gamma); null: reach lr_max.")
 
-    def __post_init__(self) -> None:
-        f = self.family
-        _set(self, "lr0", as_float("lr0", self.lr0, family=f, gt=0))
-        _set(self, "interval", as_int("interval", self.interval, family=f, ge=1))
+    def _check(self) -> None:
         if self.lr_max is None and self.factor is None:
             raise missing_error("lr_max", "or lr.factor must be given for exp_growth (at least one)")
-        if self.lr_max is not None:
-            _set(self, "lr_max", as_float("lr_max", self.lr_max, family=f, gt=self.lr0))
-        if self.factor is not None:
-            _set(self, "factor", as_float("factor", self.factor, family=f, gt=1))
 
     def growth_factor(self, horizon: HorizonLike) -> float:
         """gamma: ``factor`` when given, else the one that reaches lr_max in the last stage."""
@@ -198,19 +164,6 @@ def _warmup_value(lr0: float, lr_max: float, warmup_epochs: int, warmup_interval
     return min(lr0 * gamma_w ** stage_of(epoch, warmup_interval), lr_max)
 
 
-def _check_warmup(obj: Any) -> None:
-    f = obj.family
-    _set(obj, "lr0", as_float("lr0", obj.lr0, family=f, gt=0))
-    _set(obj, "lr_max", as_float("lr_max", obj.lr_max, family=f, gt=obj.lr0))
-    _set(obj, "warmup_epochs", as_int("warmup_epochs", obj.warmup_epochs, family=f, ge=2))
-    # w < W, or the warm-up factor (lr_max/lr0)^(w/(W-w)) divides by zero.
-    _set(
-        obj,
-        "warmup_interval",
-        as_int("warmup_interval", obj.warmup_interval, family=f, ge=1, le=obj.warmup_epochs - 1),
-    )
-
-
 @dataclass(frozen=True)
 class WarmupConstLR(LRSchedule):
     """Warm-up in plateaus of ``warmup_interval`` epochs up to lr_max (reached at e = W - w), then lr_max.
@@ -219,13 +172,11 @@ class WarmupConstLR(LRSchedule):
     """
 
     family: ClassVar[str] = "warmup_const"
-    lr0: float
-    lr_max: float
-    warmup_epochs: int = 30
-    warmup_interval: int = 3
-
-    def __post_init__(self) -> None:
-        _check_warmup(self)
+    lr0: float = param(gt=0, doc="LR at epoch 0.")
+    lr_max: float = param(gt="lr0", doc="LR after the warm-up.")
+    warmup_epochs: int = param(30, ge=2, doc="Warm-up length W in epochs.")
+    # w < W, or the warm-up factor (lr_max/lr0)^(w/(W-w)) divides by zero.
+    warmup_interval: int = param(3, ge=1, lt="warmup_epochs", doc="Epochs per warm-up plateau (w).")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         if epoch < self.warmup_epochs:
@@ -241,15 +192,11 @@ class WarmupCosineLR(LRSchedule):
     """
 
     family: ClassVar[str] = "warmup_cosine"
-    lr0: float
-    lr_max: float
-    warmup_epochs: int = 30
-    warmup_interval: int = 3
-    lr_min: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_warmup(self)
-        _set(self, "lr_min", as_float("lr_min", self.lr_min, family=self.family, ge=0, lt=self.lr_max))
+    lr0: float = param(gt=0, doc="LR at epoch 0.")
+    lr_max: float = param(gt="lr0", doc="LR after the warm-up (the top of the cosine).")
+    warmup_epochs: int = param(30, ge=2, doc="Warm-up length W in epochs.")
+    warmup_interval: int = param(3, ge=1, lt="warmup_epochs", doc="Epochs per warm-up plateau (w).")
+    lr_min: float = param(0.0, ge=0, lt="lr_max", doc="LR at the last epoch.")
 
     def at(self, *, epoch: int, step: int = 0, total_steps: int | None = None, horizon: HorizonLike) -> float:
         if epoch < self.warmup_epochs:
@@ -281,11 +228,12 @@ class SeesawLR(LRSchedule):
     """
 
     family: ClassVar[str] = "seesaw"
-    base: LRSchedule
-    alpha: float = 2.0
-    max_cuts: int | None = None
+    base: LRSchedule = dataclasses.field(metadata={"families": SEESAW_BASES, "doc": "The decay it follows."})
+    alpha: float = param(2.0, gt=1, doc="LR cut sqrt(alpha) and batch growth alpha per step of the base.")
+    max_cuts: int | None = param(None, ge=0, le=64, doc="Most cuts; null: up to a batch multiplier of 1024.")
 
     def __post_init__(self) -> None:
+        # The base first: the numeric checks would not say what is wrong with it.
         if not isinstance(self.base, LRSchedule) or self.base.family not in SEESAW_BASES:
             name = getattr(self.base, "family", self.base)
             raise SpecError(
@@ -293,9 +241,7 @@ class SeesawLR(LRSchedule):
                 name,
                 f"must be one of {', '.join(SEESAW_BASES)} (a per-epoch decay) for seesaw",
             )
-        _set(self, "alpha", as_float("alpha", self.alpha, family=self.family, gt=1))
-        if self.max_cuts is not None:
-            _set(self, "max_cuts", as_int("max_cuts", self.max_cuts, family=self.family, ge=0, le=64))
+        super().__post_init__()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SeesawLR:

@@ -11,20 +11,18 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from service.api import errors, faults
+from service.api import errors, faults, openapi
 from service.api.inflight import InflightLimitMiddleware
 from service.api.limits import BodyLimitMiddleware
+from service.api.responses import SafeJSONResponse
 from service.api.routes import health, jobs, results, schedules, tasks, trials
-from service.api.schemas import ErrorPublic
 from service.api.telemetry import Telemetry, TelemetryMiddleware
 from service.ratelimit import TokenBucket
 from service.settings import Settings, get_settings
 from service.storage.db import make_engine, make_session_factory
 
-AUTHED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorPublic, "description": "Missing or invalid bearer token."},
-    404: {"model": ErrorPublic, "description": "No such job or trial, or it belongs to another user."},
-}
+# Every /v1 route needs a token and reads the database.
+AUTHED_RESPONSES: dict[int | str, dict[str, Any]] = {**openapi.UNAUTHORIZED, **openapi.UNAVAILABLE}
 
 DESCRIPTION = """\
 Search batch-size and learning-rate schedules for SGD with momentum (SHB/NSHB) and compare how many
@@ -44,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         swagger_ui_parameters={"validatorUrl": None},
+        default_response_class=SafeJSONResponse,
     )
     engine = make_engine(settings.resolved_database_url(), settings=settings)
     app.state.settings = settings
@@ -55,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.telemetry = Telemetry()
     errors.install(app)
     faults.install(app)  # database down -> 503; NaN in a 422 body stays renderable
+    openapi.install(app)  # the schedule schemas generated from the families
     for module in (jobs, trials, results, schedules, tasks):
         app.include_router(module.router, responses=AUTHED_RESPONSES)
     app.include_router(health.router)

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.auth import authenticate
+from service.ratelimit import TokenBucket
 from service.settings import Settings
 from service.storage.models import User
 
@@ -57,6 +58,20 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def take_submit_token(request: Request, user: CurrentUser) -> User:
+    """The caller, charged one token of the submit rate limit (``RateLimited``, 429, when none is left).
+
+    A dependency, so it runs after authentication and before FastAPI validates the body: every submission
+    pays, whether it is stored, replayed or refused, and a flood of refused submissions cannot buy
+    validation for free."""
+    bucket: TokenBucket = request.app.state.submit_bucket
+    bucket.take(str(user.id))
+    return user
+
+
+SubmittingUser = Annotated[User, Depends(take_submit_token)]
 
 
 def owner_filter(user: User) -> int | None:

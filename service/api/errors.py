@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from service.api.responses import SafeJSONResponse
 from service.storage.errors import (
     Conflict,
     DomainError,
@@ -35,7 +36,7 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
         body.update(limit=exc.limit, value=exc.value)
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:

@@ -5,10 +5,11 @@ and a 422 can always be serialized.
   refused, server gone, pool exhausted, SQLite file unreachable) -> 503 with ``Retry-After`` and a body that
   says the database is unavailable. The message names the exception class only: driver messages can hold the
   database host, user or a password from a URL, which must not reach a client or the access log.
-- A validation error whose offending input is a non-finite float (``NaN``/``Infinity`` in the JSON body) or
-  an object JSON cannot show would make FastAPI's default 422 handler fail and answer 500; here such inputs
-  are shown as strings or null.
-- A body FastAPI cannot decode at all (not UTF-8) is a 422 at ``loc ["body"]``, like malformed JSON.
+- A validation error whose offending input is a non-finite float, text UTF-8 cannot encode or an object JSON
+  cannot show would make FastAPI's default 422 handler fail and answer 500; here such inputs are shown as
+  strings (``"NaN"``, U+FFFD) or null.
+- A body that is not strict JSON (``service.api.strict``) is a 422 listing where and why; a body FastAPI
+  cannot decode at all is a 422 at ``loc ["body"]``, like malformed JSON.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.responses import SafeJSONResponse
+from service.api.strict import InvalidBody
+from service.storage.db import DATABASE_FAULTS
 
 log = logging.getLogger("schedsearch.api.faults")
 
@@ -33,25 +36,23 @@ RETRY_AFTER_S = 5
 # FastAPI's detail when it cannot decode a request body (fastapi.routing).
 UNPARSABLE_BODY = "There was an error parsing the body"
 
-# Exceptions that mean "the database is not reachable right now", as opposed to a bug in a query.
-DB_FAULTS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeoutError)
 
-
-def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by their names ("NaN", "Infinity", "-Infinity")."""
+def named_non_finite(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by their names ("NaN", "Infinity", "-Infinity"), so an
+    echoed input still says what was sent."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {k: named_non_finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [named_non_finite(v) for v in value]
     return value
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # One line, no traceback and no driver message (it may carry connection details).
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return JSONResponse(
+    return SafeJSONResponse(
         {"detail": DB_UNAVAILABLE, "error": type(exc).__name__},
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_S)},
@@ -69,8 +70,14 @@ def _encodable(error: dict[str, Any]) -> dict[str, Any]:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail = [_encodable(dict(e)) for e in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": json_safe(detail)})
+    errors = [dict(e) for e in exc.errors()]
+    body = getattr(exc, "body", None)
+    if isinstance(body, InvalidBody):
+        # The body was refused before validation: its own problems replace pydantic's complaints about the
+        # value that stood in for it; errors of the query, path and headers stay.
+        errors = body.errors() + [e for e in errors if tuple(e.get("loc") or ("",))[:1] != ("body",)]
+    detail = [_encodable(e) for e in errors]
+    return SafeJSONResponse(status_code=422, content={"detail": named_non_finite(detail)})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -78,7 +85,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
         # A body that is not UTF-8 (or otherwise undecodable) is invalid input like malformed JSON: the same
         # documented 422 with loc ["body"], instead of an undocumented 400.
-        return JSONResponse(
+        return SafeJSONResponse(
             status_code=422,
             content={
                 "detail": [
@@ -96,7 +103,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (called by ``create_app``)."""
-    for exc_type in DB_FAULTS:
+    for exc_type in DATABASE_FAULTS:
         app.add_exception_handler(exc_type, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 
+from service.jobspec import StrictModel
 from service.storage.models import Job, Trial, TrialMetric
 
 
@@ -146,10 +147,13 @@ class EventPublic(BaseModel):
     created_at: datetime
 
 
-class ScheduleCheckRequest(BaseModel):
-    """A schedule and the settings that the theory check depends on."""
+class ScheduleCheckRequest(StrictModel):
+    """A schedule and the settings that the theory check depends on (strict like a job spec: a boolean is
+    not a momentum, 30.0 is the integer 30, an unknown key is a typo to report)."""
 
-    schedule: dict[str, Any] = Field(
+    schedule: Annotated[
+        dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/Schedule"}]})
+    ] = Field(
         examples=[
             {
                 "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": 3},

@@ -1,4 +1,9 @@
-"""Prometheus metrics for one app (its own registry, so several apps in one process do not collide)."""
+"""Prometheus metrics for one app (its own registries, so several apps in one process do not collide).
+
+Two registries, because ``/metrics`` answers without a token: ``registry`` holds what any scraper may see
+(this process's HTTP request counts and latencies by route template, failed database reads of a scrape);
+``admin_registry`` holds the jobs by status across all users, which only an admin's token shows
+(docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -32,7 +37,10 @@ class Telemetry:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
-        self.jobs = Gauge("schedsearch_jobs", "Jobs by status.", ["status"], registry=self.registry)
+        self.admin_registry = CollectorRegistry()
+        self.jobs = Gauge(
+            "schedsearch_jobs", "Jobs by status, all users.", ["status"], registry=self.admin_registry
+        )
         self.db_errors = Counter(
             "schedsearch_metrics_db_errors_total",
             "Scrapes that could not read the database.",
@@ -43,8 +51,11 @@ class Telemetry:
         for status, n in counts.items():
             self.jobs.labels(status=status).set(n)
 
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def render(self, *, admin: bool = False) -> tuple[bytes, str]:
+        body = generate_latest(self.registry)
+        if admin:
+            body += generate_latest(self.admin_registry)
+        return body, CONTENT_TYPE_LATEST
 
 
 class TelemetryMiddleware:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from service.cli import render
+from service.cli import render, specfile
 from service.cli.rest import DEFAULT_URL, TOKEN_ENV, URL_ENV, ApiClient, ApiError, Connection
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -58,23 +59,12 @@ def _print_json(data: Any) -> None:
 
 
 def load_spec(path: Path) -> dict[str, Any]:
-    """A job spec from a JSON or YAML file; the service validates the content."""
+    """A job spec from a JSON or YAML file, read with limits (:mod:`service.cli.specfile`); the service
+    validates the content."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ApiError(f"cannot read job spec {path}: {exc.strerror}") from exc
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError both name the line
-        raise ApiError(f"{path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ApiError(f"{path} must hold one JSON object (the job spec), got {type(data).__name__}")
-    return data
+        return specfile.load_spec(path)
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -235,7 +225,8 @@ def _guarded(handler: Any) -> Any:
         try:
             return int(handler(args) or 0)
         except ApiError as exc:
-            _err().print(f"[red]error:[/] {exc}", highlight=False, markup=True)
+            # The message quotes files and server answers: brackets in them are text, not rich markup.
+            _err().print(f"[red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             return 1
 
     return run

@@ -17,9 +17,20 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings, get_settings
+
+#: Exceptions that mean "the database is not reachable right now" (refused or dropped connections, a pool
+#: timeout, a SQLite file locked past the busy timeout), as opposed to a bug in a query. The API answers them
+#: with 503; the workers wait and retry (workers.outage).
+DATABASE_FAULTS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeoutError)
+
+
+def is_database_fault(exc: BaseException) -> bool:
+    return isinstance(exc, DATABASE_FAULTS)
 
 
 def normalize_url(url: str) -> str:

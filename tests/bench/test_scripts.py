@@ -131,3 +131,19 @@ def test_trainer_throughput_smallest(
     assert body["task_bytes"] == (1347 + 450) * (64 * 4 + 8)  # float32 pixels and int64 labels
     out = capsys.readouterr().out
     assert "streamed/ours" in out and "streamed/loader" in out
+
+
+def test_validation_cost_smallest(results_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import bench.validation_cost as vc
+
+    assert vc.main(["--epochs", "300", "--limit", "20000", "--repeats", "1", "--name", "vc"]) == 0
+    results = _load(results_dir, "vc")["results"]
+    assert {name: r["outcome"] for name, r in results.items()} == {
+        "small": "accepted",
+        "fixed-at-limit": "accepted",
+        "searched-at-limit": "accepted",
+        "corners-at-limit": "accepted",
+        "refused-over-limit": "refused: max_check_schedule_epochs",
+    }
+    assert all(r["cpu_s"] >= 0 and len(r["runs"]) == 1 for r in results.values())
+    assert "vs small" in capsys.readouterr().out

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,37 +20,11 @@ from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
 from service.storage.migrate import upgrade
 from service.storage.models import Job, Trial, TrialMetric
-from tests.conftest import _pg_admin_connect, fresh_pg_database, pg_unavailable_reason
+from tests.conftest import set_pg_connections
 from tests.reliability.serve import Server, create_token, free_port, server_env
 from tests.service.api.conftest import JOB
 
 pytestmark = pytest.mark.slow
-
-
-def _set_connections(database: str, allowed: bool) -> None:
-    """Let clients in, or shut the database: refuse new connections and end the open ones (what a database
-    restart or a failover looks like to the API)."""
-    conn: Any = _pg_admin_connect()
-    try:
-        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {"true" if allowed else "false"}')
-        if not allowed:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                "pg_backend_pid()",
-                (database,),
-            )
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def pg_outage_db() -> Iterator[str]:
-    reason = pg_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with fresh_pg_database("schedsearch_outage") as url:
-        yield url
-        _set_connections(url.rsplit("/", 1)[1], True)  # so the fixture can drop it even after a failure
 
 
 @pytest.mark.postgres
@@ -68,7 +40,7 @@ def test_database_outage_is_503_with_a_clear_message_and_the_api_recovers(
         with httpx.Client(base_url=server.url, headers=headers, timeout=15) as client:
             job_id = client.post("/v1/jobs", json=JOB).json()["id"]
 
-            _set_connections(database, False)
+            set_pg_connections(database, False)
             during = {
                 "list": client.get("/v1/jobs"),
                 "get": client.get(f"/v1/jobs/{job_id}"),
@@ -88,7 +60,7 @@ def test_database_outage_is_503_with_a_clear_message_and_the_api_recovers(
                 for secret in (database, token, "postgres@"):
                     assert secret not in response.text
 
-            _set_connections(database, True)
+            set_pg_connections(database, True)
             after = client.get("/v1/jobs")
             assert after.status_code == 200, after.text
             # The refused submission and cancel left nothing behind: one job, still queued.

@@ -268,3 +268,26 @@ def test_images_copy_no_secrets_and_bake_none_in() -> None:
     ignore = (ROOT / ".dockerignore").read_text() if (ROOT / ".dockerignore").exists() else ""
     for name in (".env", ".schedsearch"):
         assert name in ignore, f".dockerignore must keep {name} out of the build context"
+
+
+def test_metrics_show_job_counts_only_to_an_admin(
+    client: TestClient, make_user: Callable[..., dict[str, str]]
+) -> None:
+    """/metrics answers without a token (a scraper needs no account) with the process's own HTTP counts and
+    latencies; how many jobs the service holds, by status and across all users, needs an admin's token
+    (Prometheus: ``authorization: {credentials_file: ...}``). Nothing there names a job, a user or a
+    database."""
+    alice, root = make_user("alice"), make_user("root", admin=True)
+    assert client.post("/v1/jobs", json=JOB, headers=alice).status_code == 202
+    public = client.get("/metrics")
+    as_user = client.get("/metrics", headers=alice)
+    as_admin = client.get("/metrics", headers=root)
+    assert [r.status_code for r in (public, as_user, as_admin)] == [200, 200, 200]
+    for response in (public, as_user):
+        assert "schedsearch_jobs" not in response.text
+        assert "schedsearch_http_requests_total" in response.text
+    assert 'schedsearch_jobs{status="queued"} 1.0' in as_admin.text
+    assert "schedsearch_http_requests_total" in as_admin.text
+    # A wrong token is not an error here (the endpoint is public), it just does not see the job counts.
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer ss_nope"})
+    assert wrong.status_code == 200 and "schedsearch_jobs" not in wrong.text

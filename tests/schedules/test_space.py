@@ -87,6 +87,9 @@ def test_nested_seesaw_base_is_searchable() -> None:
         ({"lr": {**CANDIDATE["lr"], "lr0": {"uniform": [0.2, 0.1]}}}, "lr.lr0", "lo < hi"),
         ({"lr": {**CANDIDATE["lr"], "lr0": {"choice": []}}}, "lr.lr0", "non-empty"),
         ({"batch_size": {**CANDIDATE["batch_size"], "b0": {"int": [8.5, 16]}}}, "batch_size.b0", "integers"),
+        # a bound too large for a float
+        ({"lr": {**CANDIDATE["lr"], "lr0": {"uniform": [0.1, 10**400]}}}, "lr.lr0", "finite numbers"),
+        ({"lr": {**CANDIDATE["lr"], "lr0": {"choice": [0.1, 10**400]}}}, "lr.lr0", "finite number"),
         # a choice option that is out of range
         (
             {"batch_size": {**CANDIDATE["batch_size"], "factor": {"choice": [2.0, 0.5]}}},

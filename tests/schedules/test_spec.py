@@ -195,6 +195,16 @@ def test_defaults_are_filled_and_ints_become_floats() -> None:
             "lr.alpha",
             "> 1",
         ),
+        # an integer too large for a float (JSON allows any number of digits)
+        ({"batch_size": CONST_B, "lr": {"family": "constant", "lr0": 10**400}}, "lr.lr0", "finite number"),
+        (
+            {
+                "batch_size": {"family": "exp_growth", "b0": 8, "factor": 10**400, "interval": 1},
+                "lr": CONST_LR,
+            },
+            "batch_size.factor",
+            "finite number",
+        ),
         # combinations that cannot work
         (
             {"batch_size": {"family": "adaptive"}, "lr": {"family": "linear", "lr0": 0.1}},

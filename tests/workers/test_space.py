@@ -178,3 +178,50 @@ def test_plan_skips_finished_trials_and_restarts_unfinished_ones() -> None:
 )
 def test_optuna_storage_is_apart_from_the_service_tables(url: str, expected: str) -> None:
     assert optuna_storage_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql+psycopg://user:password@db.internal:5432/prod",
+            {"study": "schedsearch-job-1", "where": "the optuna schema of the service's PostgreSQL database"},
+        ),
+        (
+            "sqlite:////srv/schedsearch/schedsearch.db",
+            {"study": "schedsearch-job-1", "where": "the -optuna file next to the service's SQLite database"},
+        ),
+    ],
+)
+def test_the_job_summary_names_the_study_not_the_storage(url: str, expected: dict[str, str]) -> None:
+    """The summary is shown to the job's owner: the study's name and where it lives in words, never the
+    database's user, host, name, password or file path."""
+    from workers.driver import optuna_summary
+
+    summary = optuna_summary(url, "schedsearch-job-1")
+    assert summary == expected
+    for secret in ("user", "password", "db.internal", "prod", "/srv"):
+        assert secret not in str(summary)
+
+
+def test_the_optuna_storage_pickles_without_its_url_and_comes_back_from_the_environment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune pickles the searcher (study and storage inside) into files; the URL is not in the pickle, and
+    unpickling takes it from SCHEDSEARCH_DATABASE_URL, as the driver does."""
+    import pickle
+
+    import optuna
+
+    from workers.search import EnvironmentRDBStorage
+
+    service_db = tmp_path / "pw-in-path-s3cr3t.db"  # stands in for a secret: the file name is in the URL
+    url = optuna_storage_url(f"sqlite:///{service_db}")
+    storage = EnvironmentRDBStorage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    blob = pickle.dumps(study)
+    assert b"s3cr3t" not in blob
+    monkeypatch.setenv("SCHEDSEARCH_DATABASE_URL", f"sqlite:///{service_db}")
+    restored = pickle.loads(blob)
+    assert [t.value for t in restored.trials] == [1.0]

@@ -7,22 +7,34 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from service.api.deps import CurrentUser, SessionDep, SettingsDep, owner_filter
+from service.api.deps import CurrentUser, SessionDep, SettingsDep, SubmittingUser, owner_filter
 from service.api.examples import JOB_EXAMPLES
+from service.api.openapi import NOT_FOUND, TOO_LARGE, error, ref
+from service.api.params import IdempotencyKey, Offset
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
-from service.jobspec import JobSpec, check_data_root, check_job_spec, count_trials, theory_warnings
-from service.ratelimit import TokenBucket
+from service.api.strict import StrictJSONRoute
+from service.jobspec import (
+    JobSpec,
+    check_cost,
+    check_data_root,
+    check_job_spec,
+    count_trials,
+    theory_warnings,
+)
 from service.storage import repository as repo
 from service.storage.errors import QuotaExceeded
 from service.storage.models import Job, Trial, User
 from service.storage.states import JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# A 422 is a validation error list, or a per-job limit (ErrorPublic with limit and value).
+INVALID_OR_OVER_LIMIT = {"anyOf": [ref("HTTPValidationError"), ref("ErrorPublic")]}
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +50,8 @@ def _request_hash(spec: JobSpec) -> str:
 
 
 def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
-    """Per-job quotas (422: the job can never fit) and the default total SFO budget."""
+    """Per-job quotas (422: the job can never fit) and the default total SFO budget. Cheap: run before any
+    check of the job's schedules, including the limit on what those checks may cost."""
     if trials > settings.max_trials_per_job:
         raise QuotaExceeded(
             f"the job has {trials} trials (search.num_trials + baselines) but max_trials_per_job="
@@ -47,15 +60,30 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
             value=settings.max_trials_per_job,
             retryable=False,
         )
-    total = spec.budget.total_sfo
-    if total is not None and total > settings.max_sfo_per_job:
+    for field, value in (("max_sfo", spec.budget.max_sfo), ("total_sfo", spec.budget.total_sfo)):
+        # max_sfo too: an open-ended job's total becomes max_sfo_per_job below, and max_sfo > total_sfo
+        # would make the stored spec contradict itself (the driver could not read it).
+        if value is not None and value > settings.max_sfo_per_job:
+            raise QuotaExceeded(
+                f"budget.{field}={value} exceeds max_sfo_per_job={settings.max_sfo_per_job}",
+                limit="max_sfo_per_job",
+                value=settings.max_sfo_per_job,
+                retryable=False,
+            )
+    fixed, searched = check_cost(spec)
+    epochs = spec.budget.max_epochs
+    cost = epochs * (fixed + 2 * searched)
+    if cost > settings.max_check_schedule_epochs:
         raise QuotaExceeded(
-            f"budget.total_sfo={total} exceeds max_sfo_per_job={settings.max_sfo_per_job}",
-            limit="max_sfo_per_job",
-            value=settings.max_sfo_per_job,
+            f"the job needs {cost} schedule-epochs of checks before it can be stored (budget.max_epochs="
+            f"{epochs} x ({fixed} fixed schedules + 2 x {searched} searched candidates)), more than "
+            f"max_check_schedule_epochs={settings.max_check_schedule_epochs}; use fewer epochs, baselines or "
+            "candidates",
+            limit="max_check_schedule_epochs",
+            value=settings.max_check_schedule_epochs,
             retryable=False,
         )
-    if total is None:
+    if spec.budget.total_sfo is None:
         # An open-ended job is capped by the server's limit, written into the stored spec.
         return spec.model_copy(
             update={"budget": spec.budget.model_copy(update={"total_sfo": settings.max_sfo_per_job})}
@@ -68,10 +96,17 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
     responses={
-        200: {"description": "Replay of an earlier request with the same Idempotency-Key and body."},
-        409: {"description": "Idempotency-Key reused with a different body."},
-        422: {"description": "Invalid spec, or a per-job limit exceeded (names the field or the limit)."},
-        429: {"description": "Too many active jobs, or submitted too fast."},
+        200: {
+            "model": JobPublic,
+            "description": "Replay of an earlier request with the same Idempotency-Key.",
+        },
+        409: error("Idempotency-Key reused with a different body."),
+        **TOO_LARGE,
+        422: {
+            "description": "Invalid spec (a list naming each field), or a per-job limit exceeded.",
+            "content": {"application/json": {"schema": INVALID_OR_OVER_LIMIT}},
+        },
+        429: error("Too many active jobs, or submitted too fast (Retry-After)."),
     },
 )
 def create_job(
@@ -79,11 +114,16 @@ def create_job(
     request: Request,
     response: Response,
     session: SessionDep,
-    user: CurrentUser,
+    user: SubmittingUser,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
-    """Queue a schedule-search job. Retries with the same ``Idempotency-Key`` and body return the same job."""
+    """Queue a schedule-search job. Retries with the same ``Idempotency-Key`` and body return the same job.
+
+    Order, cheapest first: the token and the submit rate limit (before the body is validated, so refused
+    submissions count), the body's structure, an idempotent replay, the per-job limits (including what
+    checking the job may cost), then the checks of its schedules, then the active-jobs quota with the insert.
+    """
     request_hash = _request_hash(spec)
     if idempotency_key is not None:
         replay = repo.find_idempotent_job(
@@ -92,21 +132,21 @@ def create_job(
         if replay is not None:
             response.status_code = status.HTTP_200_OK
             return _public(session, replay, user)
-    errors = check_job_spec(spec) + check_data_root(spec, settings.data_root)
+    trials = count_trials(spec)
+    stored = _check_limits(spec, trials, settings)
+    errors = check_data_root(spec, settings.data_root)
+    if not errors:
+        errors = check_job_spec(spec)
     if errors:
         exc = ValidationError.from_exception_data("JobSpec", errors)
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         )
-    trials = count_trials(spec)
-    stored = _check_limits(spec, trials, settings)
-    bucket: TokenBucket = request.app.state.submit_bucket
-    bucket.take(str(user.id))
     try:
         warnings: list[Any] = theory_warnings(stored)
     except Exception as exc:  # the check is advisory: a bug in it must not block submissions
-        log.exception("theory check failed")
-        warnings = [{"schedule": None, "error": f"theory check failed: {exc}"}]
+        log.exception("theory check failed for a submission of user %s", user.id)
+        warnings = [{"schedule": None, "error": f"the theory check failed ({type(exc).__name__})"}]
     job, created = repo.create_job(
         session,
         owner_id=user.id,
@@ -131,7 +171,7 @@ def list_jobs(
     user: CurrentUser,
     status_filter: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> JobsPublic:
     """The caller's jobs (every job for admins), newest first."""
     jobs, total = repo.list_jobs(
@@ -147,13 +187,18 @@ def list_jobs(
     return JobsPublic(data=[_public(session, j, user) for j in jobs], count=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Status, progress (trials finished of total, SFO spent), best trial so far, Ray dashboard link."""
     return _public(session, repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)), user)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: error("The job has already finished (succeeded or failed).")},
+)
 def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Queued jobs end at once; running ones go to ``cancelling`` until the dispatcher stops them."""
     job = repo.request_cancel(session, job_id=job_id, owner_id=owner_filter(user))
@@ -161,7 +206,7 @@ def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic
     return _public(session, job, user)
 
 
-@router.get("/{job_id}/events", response_model=list[EventPublic])
+@router.get("/{job_id}/events", response_model=list[EventPublic], responses=NOT_FOUND)
 def job_events(
     job_id: str, session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[EventPublic]:

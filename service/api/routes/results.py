@@ -7,10 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from service.api.deps import CurrentUser, SessionDep, owner_filter
+from service.api.openapi import NOT_FOUND
+from service.api.strict import StrictJSONRoute
 from service.report import build_report
 from service.storage import repository as repo
 
-router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["results"])
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}", tags=["results"], route_class=StrictJSONRoute, responses=NOT_FOUND
+)
 
 
 @router.get("/report")

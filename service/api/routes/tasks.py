@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from service.api.deps import CurrentUser, SettingsDep
 from service.api.schemas import OptionPublic, TaskPublic, TasksPublic
+from service.api.strict import StrictJSONRoute
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJSONRoute)
 
 
 @router.get("", response_model=TasksPublic)

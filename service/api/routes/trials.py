@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from service.api.deps import CurrentUser, SessionDep, owner_filter
+from service.api.openapi import NOT_FOUND
+from service.api.params import Offset, TrialId
 from service.api.schemas import MetricsPublic, TrialPublic, TrialsPublic
+from service.api.strict import StrictJSONRoute
 from service.storage import repository as repo
 from service.storage.states import TrialStatus
 
-router = APIRouter(prefix="/v1/jobs/{job_id}/trials", tags=["trials"])
-# Trial ids are 32-bit database keys; a larger number is a 422, not a database overflow.
-TrialId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+router = APIRouter(
+    prefix="/v1/jobs/{job_id}/trials", tags=["trials"], route_class=StrictJSONRoute, responses=NOT_FOUND
+)
 
 
 @router.get("", response_model=TrialsPublic)
@@ -28,7 +31,7 @@ def list_trials(
         Literal["asc", "desc"] | None, Query(description="Default for objective: best first.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TrialsPublic:
     """Trials sorted by the job's objective (best first; trials without a value last) or by creation/SFO."""
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))

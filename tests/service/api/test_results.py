@@ -118,10 +118,11 @@ def test_plot_is_a_png(app: FastAPI, client: TestClient, alice: dict[str, str]) 
     assert full.content[:8] == b"\x89PNG\r\n\x1a\n" and len(full.content) > len(empty.content)
 
 
-def test_healthz_and_metrics(client: TestClient, alice: dict[str, str]) -> None:
+def test_healthz_and_metrics(client: TestClient, alice: dict[str, str], make_user: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     client.post("/v1/jobs", json=JOB, headers=alice)
-    text = client.get("/metrics").text
+    # Job counts are for admins (tests/reliability/test_security.py); the scraper sends an admin's token.
+    text = client.get("/metrics", headers=make_user("prometheus", admin=True)).text
     assert 'schedsearch_jobs{status="queued"} 1.0' in text
     assert 'schedsearch_http_requests_total{method="POST",route="/v1/jobs",status="202"} 1.0' in text
     assert 'schedsearch_http_request_duration_seconds_count{method="GET",route="/healthz"} 1.0' in text

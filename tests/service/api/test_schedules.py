@@ -43,3 +43,20 @@ def test_check_locates_a_bad_schedule(client: TestClient, alice: dict[str, str])
 
 def test_check_needs_a_token(client: TestClient) -> None:
     assert client.post("/v1/schedules/check", json={"schedule": GROWING_BOTH}).status_code == 401
+
+
+def test_a_growth_factor_past_the_float_range_is_checked_not_a_500(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    """Found by the fuzzer: b0 x factor^k is past the largest float at stage 1, which is simply b_max."""
+    huge = {
+        "batch_size": {"family": "adaptive", "factor": 5.2e307, "b_max": 395},
+        "lr": {"family": "constant", "lr0": 0.1},
+    }
+    response = client.post("/v1/schedules/check", json={"schedule": huge}, headers=alice)
+    assert response.status_code == 200, response.text
+    assert Schedule.from_json(huge).batch_size.stage_batch(1) == 395  # type: ignore[attr-defined]
+    growth = {**GROWING_BOTH, "lr": {"family": "exp_growth", "lr0": 0.1, "factor": 1e300, "interval": 1}}
+    response = client.post("/v1/schedules/check", json={"schedule": growth}, headers=alice)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "schedule", "lr", "factor"]

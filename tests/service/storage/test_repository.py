@@ -251,3 +251,53 @@ def test_concurrent_dispatchers_claim_each_job_once(session_factory: sessionmake
         t.join(timeout=60)
     every = [job_id for ids in claimed.values() for job_id in ids]
     assert sorted(every) == sorted(jobs)  # each job exactly once, none lost
+
+
+def test_concurrent_submits_never_exceed_the_active_jobs_quota(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """30 submissions of one user at once, each in its own session and thread (as the API's worker threads
+    run them), against max_active_jobs=3: counting the active jobs and inserting the new one are one atomic
+    step, so exactly 3 are created and the other 27 are refused, with the idempotent replay still working."""
+    import threading
+
+    alice = _user(session_factory)
+    bob = _user(session_factory, "bob")
+    _job(session_factory, bob)  # another user's active job does not count against alice
+    barrier = threading.Barrier(30)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def submit(i: int) -> None:
+        barrier.wait()
+        try:
+            with session_scope(session_factory) as s:
+                # What the API does first: the idempotency lookup reads before the quota is checked.
+                repo.find_idempotent_job(s, owner_id=alice, key=f"k{i}", request_hash="h")
+                repo.create_job(
+                    s,
+                    owner_id=alice,
+                    name=f"j{i}",
+                    spec={"name": f"j{i}"},
+                    objective="sfo_to_target",
+                    idempotency_key=f"k{i}",
+                    request_hash="h",
+                    max_active_jobs=3,
+                )
+            outcome = "created"
+        except QuotaExceeded:
+            outcome = "quota"
+        except Exception as exc:  # anything else is a failure of the test, reported below
+            outcome = f"{type(exc).__name__}: {exc}"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(outcomes) == ["created"] * 3 + ["quota"] * 27, outcomes
+    with session_scope(session_factory) as s:
+        assert repo.count_active_jobs(s, owner_id=alice) == 3
+        assert repo.count_active_jobs(s, owner_id=bob) == 1
