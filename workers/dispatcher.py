@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.errors import LeaseLost, NotFound
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import (
@@ -52,7 +53,6 @@ from service.storage.db import (
     normalize_url,
     session_scope,
 )
-from service.storage.errors import LeaseLost, NotFound
 from service.storage.models import Job
 from service.storage.states import JOB_TERMINAL, JobStatus, TrialStatus
 from workers import raycluster
@@ -411,7 +411,7 @@ class Dispatcher:
     def _maybe_active(self, job_id: str) -> bool:
         try:
             return not self._is_terminal(job_id)
-        except Exception:  # the database is unreachable: assume the job still runs
+        except DATABASE_FAULTS:  # the database is unreachable: assume the job still runs
             return True
 
     def _driver_gone(self, job: Job, watch: _Watch, status: str | None, message: str) -> None:
@@ -484,30 +484,9 @@ def _driver_env(settings: Settings) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- entry points
 
 
-@dataclass
-class DispatcherThread:
-    """A dispatcher running in a daemon thread (``schedsearch serve`` with the embedded dispatcher)."""
-
-    dispatcher: Dispatcher
-    thread: threading.Thread
-    stop_event: threading.Event
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout_s)
-
-
 def run_embedded(settings: Settings, stop: threading.Event) -> None:
-    """The embedded dispatcher of ``schedsearch serve`` (``service/cli/server.py`` runs this in a thread)."""
+    """The embedded dispatcher of ``schedsearch serve`` (``cli/server.py`` runs this in a thread)."""
     Dispatcher(settings).run(stop)
-
-
-def start_in_thread(settings: Settings, **kwargs: Any) -> DispatcherThread:
-    dispatcher = Dispatcher(settings, **kwargs)
-    stop = threading.Event()
-    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="schedsearch-dispatcher", daemon=True)
-    thread.start()
-    return DispatcherThread(dispatcher, thread, stop)
 
 
 def run_forever(settings: Settings, **kwargs: Any) -> int:

@@ -23,6 +23,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from service.storage.db import DATABASE_FAULTS
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -52,6 +54,16 @@ def _at_once(work: Callable[[], T]) -> T:
     return work()
 
 
+#: What a report to Optuna may meet without ending the job: a trial Optuna already finished (a late or
+#: replayed report after a restart), or a database outage that outlasted the retries (Optuna wraps the
+#: driver's fault in ``StorageInternalError``). Anything else is a bug and ends the driver.
+IGNORED_REPORT_ERRORS: tuple[type[Exception], ...] = (
+    optuna.exceptions.UpdateFinishedTrialError,
+    optuna.exceptions.StorageInternalError,
+    *DATABASE_FAULTS,
+)
+
+
 class TolerantOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that goes on through what should not end a job: late reports for trials Optuna
     already finished, and a database outage, which its storage calls wait out through ``retry`` (the
@@ -72,7 +84,7 @@ class TolerantOptunaSearch(OptunaSearch):
             return
         try:
             self._retry(lambda: OptunaSearch.on_trial_result(self, trial_id, result))
-        except Exception as exc:  # optuna.exceptions.UpdateFinishedTrialError, an outage past the lease
+        except IGNORED_REPORT_ERRORS as exc:
             logger.warning("optuna: ignoring a result of trial %s: %s", trial_id, type(exc).__name__)
 
     def on_trial_complete(
@@ -82,7 +94,7 @@ class TolerantOptunaSearch(OptunaSearch):
             return
         try:
             self._retry(lambda: OptunaSearch.on_trial_complete(self, trial_id, result=result, error=error))
-        except Exception as exc:
+        except IGNORED_REPORT_ERRORS as exc:
             logger.warning("optuna: ignoring the completion of trial %s: %s", trial_id, type(exc).__name__)
 
 

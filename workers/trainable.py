@@ -24,10 +24,6 @@ from workers.failures import one_sentence, scrub
 
 logger = logging.getLogger(__name__)
 
-# What an epoch report carries besides the EpochRecord fields.
-REPORT_EXTRA = ("objective", "node_id", "final", "summary", "error", "train_wall_s")
-
-
 def record_dict(record: Any) -> dict[str, Any]:
     to_json = getattr(record, "to_json", None)
     if callable(to_json):

@@ -3,7 +3,7 @@
 Contract (shared by the API and the dispatcher in ``workers``):
 
 - functions flush, never commit; wrap a unit of work in ``service.storage.db.session_scope``;
-- errors are the domain errors of ``service.storage.errors`` (``NotFound``, ``Conflict``,
+- errors are the domain errors of ``service.errors`` (``NotFound``, ``Conflict``,
   ``InvalidTransition``, ``LeaseLost``, ``QuotaExceeded``), never HTTP types;
 - status changes go through ``service.storage.states``; setting the current status again is a no-op, so a
   replayed worker update is harmless; status writes are compare-and-set on the row, so two writers cannot both
@@ -41,8 +41,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from service.errors import Conflict, LeaseLost, NotFound, QuotaExceeded
 from service.objectives import OBJECTIVES, is_better, objective_value
-from service.storage.errors import Conflict, LeaseLost, NotFound, QuotaExceeded
 from service.storage.models import ApiToken, Job, JobEvent, Trial, TrialMetric, User, utcnow
 from service.storage.states import (
     JOB_COUNTS_AGAINST_QUOTA,
@@ -696,11 +696,6 @@ def _finite_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite_json(v) for v in value]
     return value
-
-
-def append_metric(session: Session, *, trial_id: int, record: Mapping[str, Any]) -> bool:
-    """One record; True if it was new."""
-    return append_metrics(session, trial_id=trial_id, records=[record]) == 1
 
 
 def list_trials(

@@ -8,8 +8,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.api.deps import CurrentUser, SessionDep, SettingsDep, SubmittingUser, owner_filter
@@ -18,6 +16,7 @@ from service.api.openapi import NOT_FOUND, TOO_LARGE, error, ref
 from service.api.params import IdempotencyKey, Offset
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
 from service.api.strict import StrictJSONRoute
+from service.errors import InvalidInput, QuotaExceeded
 from service.jobspec import (
     JobSpec,
     check_cost,
@@ -27,7 +26,6 @@ from service.jobspec import (
     theory_warnings,
 )
 from service.storage import repository as repo
-from service.storage.errors import QuotaExceeded
 from service.storage.models import Job, Trial, User
 from service.storage.states import JobStatus
 
@@ -138,10 +136,7 @@ def create_job(
     if not errors:
         errors = check_job_spec(spec)
     if errors:
-        exc = ValidationError.from_exception_data("JobSpec", errors)
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        )
+        raise InvalidInput.from_details(errors)
     try:
         warnings: list[Any] = theory_warnings(stored)
     except Exception as exc:  # the check is advisory: a bug in it must not block submissions

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.errors import Conflict, InvalidTransition, LeaseLost, NotFound, QuotaExceeded
 from service.storage import repository as repo
 from service.storage.db import session_scope
-from service.storage.errors import Conflict, InvalidTransition, LeaseLost, NotFound, QuotaExceeded
 from service.storage.models import utcnow
 
 SPEC: dict[str, Any] = {"name": "j", "objective": "sfo_to_target"}
