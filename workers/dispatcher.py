@@ -50,7 +50,6 @@ from service.storage.db import (
     DATABASE_FAULTS,
     make_engine,
     make_session_factory,
-    normalize_url,
     session_scope,
 )
 from service.storage.models import Job
@@ -189,7 +188,7 @@ class Dispatcher:
     @property
     def factory(self) -> sessionmaker[Session]:
         if self._factory is None:
-            engine = make_engine(self.settings.resolved_database_url(), settings=self.settings)
+            engine = make_engine(settings=self.settings)
             self._factory = make_session_factory(engine)
         return self._factory
 
@@ -339,11 +338,11 @@ class Dispatcher:
             entrypoint_num_cpus=0,
         )
         with session_scope(self.factory) as s:
-            repo.update_job_progress(
+            repo.set_ray_job(
                 s,
                 job_id=job_id,
                 ray_job_id=submission_id,
-                ray_dashboard_url=f"{target.public_dashboard_url}/#/jobs/{submission_id}",
+                dashboard_url=f"{target.public_dashboard_url}/#/jobs/{submission_id}",
             )
             repo.add_job_event(
                 s,
@@ -459,7 +458,7 @@ class Dispatcher:
 
 def _absolute_url(settings: Settings) -> URL:
     """The database URL with a SQLite file's path made absolute (a driver's working directory differs)."""
-    url = make_url(normalize_url(settings.resolved_database_url()))
+    url = make_url(settings.resolved_database_url())
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).resolve()))
     return url

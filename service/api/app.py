@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
         default_response_class=SafeJSONResponse,
     )
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

@@ -1,14 +1,18 @@
-"""Response models: a small family per entity (``JobPublic``, ``JobsPublic(data, count)``, ...)."""
+"""Response models: a small family per entity (``JobPublic``, ``JobsPublic(data, count)``, ...).
+
+The ``...Public`` models of stored rows read the ORM objects directly (``from_attributes``):
+``JobPublic.model_validate(job)``, ``TrialPublic.model_validate(trial)``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from service.jobspec import StrictModel
-from service.storage.models import Job, Trial, TrialMetric
+from service.storage.models import TrialMetric
 
 
 class ErrorPublic(BaseModel):
@@ -20,6 +24,8 @@ class ErrorPublic(BaseModel):
 
 
 class Progress(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # service.storage.models.JobProgress
+
     trials_total: int
     trials_finished: int
     sfo_spent: int
@@ -27,6 +33,8 @@ class Progress(BaseModel):
 
 
 class TrialPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     job_id: str
     trial_key: str
@@ -44,27 +52,6 @@ class TrialPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
-    @classmethod
-    def of(cls, trial: Trial) -> TrialPublic:
-        return cls(
-            id=trial.id,
-            job_id=trial.job_id,
-            trial_key=trial.trial_key,
-            kind=trial.kind,
-            name=trial.name,
-            status=trial.status,
-            objective=trial.objective,
-            sfo=trial.sfo,
-            epochs=trial.epochs,
-            config=trial.config,
-            summary=trial.summary,
-            node_id=trial.node_id,
-            error=trial.error,
-            created_at=trial.created_at,
-            started_at=trial.started_at,
-            finished_at=trial.finished_at,
-        )
-
 
 class TrialsPublic(BaseModel):
     data: list[TrialPublic]
@@ -74,15 +61,19 @@ class TrialsPublic(BaseModel):
 
 
 class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     status: str
     objective: str
-    owner: str
+    owner: str = Field(validation_alias="owner_name")
     progress: Progress
     best_trial: TrialPublic | None = None
     best_value: float | None
-    warnings: list[Any] = Field(description="Theory-check findings for the job's fixed schedules.")
+    warnings: Annotated[list[Any], BeforeValidator(lambda v: v or [])] = Field(
+        description="Theory-check findings for the job's fixed schedules."
+    )
     error: str | None
     ray_dashboard_url: str | None = Field(description="Where to watch the job's trials, once known.")
     summary: dict[str, Any] | None
@@ -91,34 +82,6 @@ class JobPublic(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-    @classmethod
-    def of(cls, job: Job, *, owner: str, best: Trial | None = None) -> JobPublic:
-        budget = job.spec.get("budget", {}) if isinstance(job.spec, dict) else {}
-        return cls(
-            id=job.id,
-            name=job.name,
-            status=job.status,
-            objective=job.objective,
-            owner=owner,
-            progress=Progress(
-                trials_total=job.trials_total,
-                trials_finished=job.trials_finished,
-                sfo_spent=job.sfo_spent,
-                sfo_budget=budget.get("total_sfo"),
-            ),
-            best_trial=TrialPublic.of(best) if best is not None else None,
-            best_value=job.best_value,
-            warnings=list(job.warnings or []),
-            error=job.error,
-            ray_dashboard_url=job.ray_dashboard_url,
-            summary=job.summary,
-            spec=job.spec,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-        )
 
 
 class JobsPublic(BaseModel):
@@ -141,6 +104,8 @@ class MetricsPublic(BaseModel):
 
 
 class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str
     message: str
     data: dict[str, Any] | None

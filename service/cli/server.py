@@ -44,7 +44,7 @@ def _migrate(settings: Settings, revision: str = "head") -> str:
     from service.storage.db import make_engine
     from service.storage.migrate import current_revision, upgrade
 
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     try:
         upgrade(engine, revision)
         return current_revision(engine) or "base"
@@ -64,7 +64,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _migrate(settings)
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     try:
         with session_scope(make_session_factory(engine)) as session:
             token = create_token(session, user_name=args.user, admin=True if args.admin else None)

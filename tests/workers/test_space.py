@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from service.jobspec import JobSpec
+from service.settings import Settings
 from service.storage.models import Trial
 from tests.workers.helpers import job_spec
 from workers.driver import optuna_storage_url, plan_job
@@ -177,7 +178,8 @@ def test_plan_skips_finished_trials_and_restarts_unfinished_ones() -> None:
     ],
 )
 def test_optuna_storage_is_apart_from_the_service_tables(url: str, expected: str) -> None:
-    assert optuna_storage_url(url) == expected
+    # The driver passes the settings' URL, normalised there (a plain postgresql:// uses psycopg 3).
+    assert optuna_storage_url(Settings(database_url=url).resolved_database_url()) == expected
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from service.jobspec import (
     theory_warnings,
 )
 from service.storage import repository as repo
-from service.storage.models import Job, Trial, User
+from service.storage.models import Trial, User
 from service.storage.states import JobStatus
 
 # A 422 is a validation error list, or a per-job limit (ErrorPublic with limit and value).
@@ -34,12 +34,6 @@ INVALID_OR_OVER_LIMIT = {"anyOf": [ref("HTTPValidationError"), ref("ErrorPublic"
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 log = logging.getLogger(__name__)
-
-
-def _public(session: SessionDep, job: Job, user: User) -> JobPublic:
-    owner = user.name if job.owner_id == user.id else (session.get(User, job.owner_id) or user).name
-    best = session.get(Trial, job.best_trial_id) if job.best_trial_id is not None else None
-    return JobPublic.of(job, owner=owner, best=best)
 
 
 def _request_hash(spec: JobSpec) -> str:
@@ -129,7 +123,7 @@ def create_job(
         )
         if replay is not None:
             response.status_code = status.HTTP_200_OK
-            return _public(session, replay, user)
+            return JobPublic.model_validate(replay)
     trials = count_trials(spec)
     stored = _check_limits(spec, trials, settings)
     errors = check_data_root(spec, settings.data_root)
@@ -157,7 +151,7 @@ def create_job(
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return _public(session, job, user)
+    return JobPublic.model_validate(job)
 
 
 @router.get("", response_model=JobsPublic)
@@ -172,20 +166,22 @@ def list_jobs(
     jobs, total = repo.list_jobs(
         session, owner_id=owner_filter(user), status=status_filter, limit=limit, offset=offset
     )
-    # Load owners and best trials in two queries; _public's session.get then hits the identity map.
+    # Load owners and best trials in two queries; job.owner and job.best_trial then hit the identity map.
     best_ids = [j.best_trial_id for j in jobs if j.best_trial_id is not None]
     if best_ids:
         list(session.scalars(select(Trial).where(Trial.id.in_(best_ids))))
     owner_ids = {j.owner_id for j in jobs} - {user.id}
     if owner_ids:
         list(session.scalars(select(User).where(User.id.in_(owner_ids))))
-    return JobsPublic(data=[_public(session, j, user) for j in jobs], count=total, limit=limit, offset=offset)
+    return JobsPublic(
+        data=[JobPublic.model_validate(j) for j in jobs], count=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Status, progress (trials finished of total, SFO spent), best trial so far, Ray dashboard link."""
-    return _public(session, repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)), user)
+    return JobPublic.model_validate(repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)))
 
 
 @router.post(
@@ -198,7 +194,7 @@ def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic
     """Queued jobs end at once; running ones go to ``cancelling`` until the dispatcher stops them."""
     job = repo.request_cancel(session, job_id=job_id, owner_id=owner_filter(user))
     session.commit()
-    return _public(session, job, user)
+    return JobPublic.model_validate(job)
 
 
 @router.get("/{job_id}/events", response_model=list[EventPublic], responses=NOT_FOUND)
@@ -207,7 +203,4 @@ def job_events(
 ) -> list[EventPublic]:
     """The job's event log (submitted, claimed, status changes, ...)."""
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
-    return [
-        EventPublic(kind=e.kind, message=e.message, data=e.data, created_at=e.created_at)
-        for e in repo.list_job_events(session, job_id=job_id, limit=limit)
-    ]
+    return [EventPublic.model_validate(e) for e in repo.list_job_events(session, job_id=job_id, limit=limit)]

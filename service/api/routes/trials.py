@@ -45,13 +45,15 @@ def list_trials(
         limit=limit,
         offset=offset,
     )
-    return TrialsPublic(data=[TrialPublic.of(t) for t in trials], count=total, limit=limit, offset=offset)
+    return TrialsPublic(
+        data=[TrialPublic.model_validate(t) for t in trials], count=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{trial_id}", response_model=TrialPublic)
 def get_trial(job_id: str, trial_id: TrialId, session: SessionDep, user: CurrentUser) -> TrialPublic:
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
-    return TrialPublic.of(repo.get_trial(session, job_id=job_id, trial_id=trial_id))
+    return TrialPublic.model_validate(repo.get_trial(session, job_id=job_id, trial_id=trial_id))
 
 
 @router.get("/{trial_id}/metrics", response_model=MetricsPublic)
