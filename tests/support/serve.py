@@ -23,7 +23,7 @@ def free_port() -> int:
 def cli() -> list[str]:
     exe = shutil.which("schedsearch", path=str(Path(sys.executable).parent))
     return (
-        [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
+        [exe] if exe else [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
     )
 
 

@@ -7,7 +7,6 @@ stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import signal
 import threading
@@ -76,16 +75,13 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_dispatcher(settings: Settings) -> Callable[[], None] | None:
-    """Start ``workers.dispatcher.run_embedded(settings, stop_event)`` in a daemon thread, if installed."""
-    if importlib.util.find_spec("workers") is None or importlib.util.find_spec("workers.dispatcher") is None:
-        log.warning("embedded dispatcher requested but workers.dispatcher is not installed; jobs stay queued")
-        return None
-    dispatcher: Any = importlib.import_module("workers.dispatcher")
+def _start_dispatcher(settings: Settings) -> Callable[[], None]:
+    """Run ``workers.dispatcher.run_embedded(settings, stop_event)`` in a daemon thread; returns its stop."""
+    from workers.dispatcher import run_embedded
 
     stop = threading.Event()
     thread = threading.Thread(
-        target=dispatcher.run_embedded, args=(settings, stop), name="schedsearch-dispatcher", daemon=True
+        target=run_embedded, args=(settings, stop), name="schedsearch-dispatcher", daemon=True
     )
     thread.start()
 
