@@ -117,22 +117,6 @@ def plan_job(spec: JobSpec, existing: Sequence[Trial]) -> JobPlan:
 # ------------------------------------------------------------------------------------------- optuna
 
 
-def optuna_storage_url(database_url: str) -> str:
-    """Where the job's Optuna studies live, next to the service's tables but apart from them (both use a
-    table named ``trials``): a sibling SQLite file ``<name>-optuna.db``, or the ``optuna`` schema of the
-    same PostgreSQL database. ``optuna-dashboard <this URL>`` opens it. ``database_url`` is the settings'
-    ``resolved_database_url()`` (already a SQLAlchemy URL)."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        db = Path(url.database or "schedsearch.db")
-        return str(url.set(database=str(db.with_name(f"{db.stem}-optuna{db.suffix or '.db'}"))))
-    if url.get_backend_name() == "postgresql":
-        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
-            hide_password=False
-        )
-    return str(url.render_as_string(hide_password=False))
-
-
 def _ensure_optuna_schema(database_url: str) -> None:
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
@@ -296,7 +280,13 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     from ray.tune.search import ConcurrencyLimiter
 
     from workers.callback import JobStopper, ResultsWriter
-    from workers.search import EnvironmentRDBStorage, JobSearcher, TolerantOptunaSearch, make_scheduler
+    from workers.search import (
+        EnvironmentRDBStorage,
+        JobSearcher,
+        TolerantOptunaSearch,
+        make_scheduler,
+        optuna_storage_url,
+    )
     from workers.trainable import run_trial
 
     job = store.job()

@@ -133,8 +133,8 @@ def test_the_drivers_optuna_search_waits_out_an_outage_too(outage: tuple[str, An
     database error in its own StorageInternalError; the retry sees the cause."""
     import optuna
 
-    from workers.driver import _ensure_optuna_schema, optuna_storage_url
-    from workers.search import EnvironmentRDBStorage, TolerantOptunaSearch
+    from workers.driver import _ensure_optuna_schema
+    from workers.search import EnvironmentRDBStorage, TolerantOptunaSearch, optuna_storage_url
     from workers.space import JobSpace
 
     url, shut = outage

@@ -13,8 +13,8 @@ from service.jobspec import JobSpec
 from service.settings import Settings
 from service.storage.models import Trial
 from tests.workers.helpers import job_spec
-from workers.driver import optuna_storage_url, plan_job
-from workers.search import asha_rungs
+from workers.driver import plan_job
+from workers.search import asha_rungs, optuna_storage_url
 from workers.space import JobSpace, distributions, fixed_points
 from workers.trainable import ObjectiveTracker
 
