@@ -36,7 +36,7 @@ from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, session_scope
 from service.storage.migrate import upgrade
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
-from tests.conftest import set_pg_connections
+from tests.support.postgres import set_pg_connections
 from workers.store import JobStore, TrialUpdate
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

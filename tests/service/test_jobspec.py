@@ -15,7 +15,7 @@ from service.jobspec import (
     iter_distributions,
 )
 from service.objectives import is_better, objective_value
-from tests.service.api.conftest import JOB, job_body
+from tests.support.jobs import JOB, job_body
 
 CONSTANT = {"batch_size": {"family": "constant", "b0": 32}, "lr": {"family": "constant", "lr0": 0.1}}
 

@@ -1,13 +1,16 @@
-"""Rows for the storage tests: a user and a queued job, each committed in its own unit of work."""
+"""Rows for the storage tests (a user and a queued job, each committed in its own unit of work) and the row
+counts of every table (a refused request must leave them unchanged)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.storage import repository as repo
 from service.storage.db import session_scope
+from service.storage.models import Base
 
 #: The stored spec of ``add_job``'s jobs: the repository stores a spec as given (the API validates it).
 SPEC: dict[str, Any] = {"name": "j", "objective": "sfo_to_target"}
@@ -32,3 +35,12 @@ def add_job(factory: sessionmaker[Session], owner_id: int, **kw: Any) -> str:
         )
         assert created
         return job.id
+
+
+def row_counts(factory: sessionmaker[Session]) -> dict[str, int]:
+    """Rows in every table: a request that was refused must leave all of them unchanged."""
+    with factory() as session:
+        return {
+            table.name: int(session.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in Base.metadata.sorted_tables
+        }

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from schedules.tasks import catalogue
-from tests.service.api.conftest import JOB, job_body
+from tests.support.jobs import JOB, job_body
 
 INSTALLED = catalogue().names
 

@@ -16,7 +16,7 @@ from schedules.families._base import params_of
 from schedules.spec import BATCH_FAMILIES, LR_FAMILIES, SpecError
 from service.storage import repository as repo
 from service.storage.db import session_scope
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 FAMILIES = [("batch", c) for c in BATCH_FAMILIES.values()] + [("lr", c) for c in LR_FAMILIES.values()]
 
