@@ -422,10 +422,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def _preset_table() -> list[dict[str, str]]:
-    try:
-        from schedules import paper
-    except ImportError:  # the presets module is optional for this command
-        return []
+    from schedules import paper
+
     rows = []
     for name, value in paper.PRESETS.items():
         d = _spec_json(value)

@@ -114,6 +114,17 @@ def test_each_task_schema_is_its_definition(document: dict[str, Any]) -> None:
     assert "relative to the data root" in cifar["folder"]["description"]
 
 
+def _examples(n: int) -> Any:
+    """Hypothesis settings of the generation tests: ``n`` examples, the same ones on every run."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def _bodies(app: FastAPI, method: str, path: str) -> Any:
     """Request bodies schemathesis generates from the app's OpenAPI document for one operation."""
     import schemathesis
@@ -147,13 +158,7 @@ def test_schedules_generated_from_the_schema_are_valid(schema_app: FastAPI) -> N
 
     seen: set[tuple[str, str]] = set()
 
-    @settings(
-        max_examples=150,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @_examples(150)
     @given(body=_bodies(schema_app, "POST", "/v1/schedules/check"))
     def check(body: dict[str, Any]) -> None:
         schedule = body["schedule"]
@@ -181,13 +186,7 @@ def test_task_options_generated_from_the_schema_are_valid(schema_app: FastAPI) -
     tasks: set[str] = set()
     options_seen = 0
 
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @_examples(80)
     @given(body=_bodies(schema_app, "POST", "/v1/jobs"))
     def check(body: dict[str, Any]) -> None:
         nonlocal options_seen
@@ -216,13 +215,7 @@ def test_generated_candidates_use_the_distribution_grammar(schema_app: FastAPI) 
 
     count = 0
 
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @_examples(80)
     @given(body=_bodies(schema_app, "POST", "/v1/jobs"))
     def check(body: dict[str, Any]) -> None:
         nonlocal count
@@ -304,13 +297,7 @@ def test_the_job_spec_says_what_a_job_needs_to_run(schema_app: FastAPI) -> None:
 
     from service.jobspec import JobSpec
 
-    @settings(
-        max_examples=60,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
+    @_examples(60)
     @given(body=_bodies(schema_app, "POST", "/v1/jobs"))
     def check(body: dict[str, Any]) -> None:
         try:
