@@ -24,6 +24,7 @@ from workers.failures import one_sentence, scrub
 
 logger = logging.getLogger(__name__)
 
+
 def record_dict(record: Any) -> dict[str, Any]:
     to_json = getattr(record, "to_json", None)
     if callable(to_json):
