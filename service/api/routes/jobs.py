@@ -166,13 +166,15 @@ def list_jobs(
     jobs, total = repo.list_jobs(
         session, owner_id=owner_filter(user), status=status_filter, limit=limit, offset=offset
     )
-    # Load owners and best trials in two queries; job.owner and job.best_trial then hit the identity map.
+    # Owners and best trials in two queries, kept referenced until the jobs are rendered: the session's
+    # identity map holds rows weakly, and job.owner / job.best_trial read it instead of a query per job.
+    loaded: list[Trial | User] = []
     best_ids = [j.best_trial_id for j in jobs if j.best_trial_id is not None]
     if best_ids:
-        list(session.scalars(select(Trial).where(Trial.id.in_(best_ids))))
+        loaded += session.scalars(select(Trial).where(Trial.id.in_(best_ids)))
     owner_ids = {j.owner_id for j in jobs} - {user.id}
     if owner_ids:
-        list(session.scalars(select(User).where(User.id.in_(owner_ids))))
+        loaded += session.scalars(select(User).where(User.id.in_(owner_ids)))
     return JobsPublic(
         data=[JobPublic.model_validate(j) for j in jobs], count=total, limit=limit, offset=offset
     )
