@@ -115,6 +115,10 @@ def trial_spec_json(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[
     }
 
 
+#: Longest stored text of a SpecError (it lists what is valid, e.g. every installed task).
+SPEC_ERROR_CHARS = 2000
+
+
 def trial_error(exc: BaseException) -> str:
     """The error a failed trial stores, shown to the job's owner: a spec the trial cannot run (a
     ``SpecError``: an unknown or unavailable task, options that do not fit it) says so in its own words;
@@ -122,7 +126,8 @@ def trial_error(exc: BaseException) -> str:
     from schedules.spec import SpecError
 
     if isinstance(exc, SpecError):
-        return scrub(str(exc))
+        # Its message says what is valid (the installed tasks, an option's range): kept whole, one line.
+        return scrub(str(exc), limit=SPEC_ERROR_CHARS)
     return one_sentence(exc)
 
 
