@@ -1,5 +1,5 @@
-"""Job spec helpers: baselines expansion, distributions, trial counts, objectives (task sizes: the task
-definitions, tests/schedules/test_task_definitions.py)."""
+"""Job spec helpers: the expanded job (baselines, fixed and searched candidates), distributions, trial
+counts, objectives (task sizes: the task definitions, tests/schedules/test_task_definitions.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.jobspec import (
-    JobSpec,
-    count_trials,
-    expand_baselines,
-    fixed_schedules,
-    iter_distributions,
-)
+from schedules.space import distribution_paths
+from service.jobspec import JobSpec, count_trials, expand_job
 from service.objectives import is_better, objective_value
 from tests.service.api.conftest import JOB, job_body
 
@@ -24,27 +19,28 @@ def test_paper_shorthand_expands_to_the_four_strategies() -> None:
     from schedules.paper import paper_strategies
 
     spec = JobSpec.model_validate(job_body(baselines=["paper", "paper-ii", {"name": "mine", **CONSTANT}]))
-    expanded = expand_baselines(spec)
+    job = expand_job(spec)
+    expanded = job.baselines
     expected = paper_strategies(max_epochs=JOB["budget"]["max_epochs"], optimizer="nshb")
     # "paper-ii" named again is not run twice; the dict keeps its own name
     assert [b.name for b in expanded] == [*expected, "mine"]
     assert expanded[0].schedule == expected["paper-i"].to_json()
     assert expanded[-1].schedule == CONSTANT
-    assert count_trials(spec) == JOB["search"]["num_trials"] + len(expected) + 1
+    assert count_trials(job) == JOB["search"]["num_trials"] + len(expected) + 1
 
 
 def test_unnamed_baseline_gets_its_index() -> None:
     spec = JobSpec.model_validate(job_body(baselines=[CONSTANT]))
-    assert [b.name for b in expand_baselines(spec)] == ["baseline-0"]
+    assert [b.name for b in expand_job(spec).baselines] == ["baseline-0"]
 
 
 def test_fixed_schedules_include_fully_fixed_candidates_only() -> None:
     spec = JobSpec.model_validate(job_body(space=[JOB["space"][0], CONSTANT], baselines=[]))
-    assert [s.name for s in fixed_schedules(spec)] == ["space-1"]
+    assert [s.name for s in expand_job(spec).fixed_schedules] == ["space-1"]
 
 
-def test_iter_distributions_finds_each_with_its_path() -> None:
-    assert sorted(iter_distributions(JOB["space"][0])) == [
+def test_distribution_paths_finds_each_with_its_path() -> None:
+    assert sorted((path, next(iter(d))) for path, d in distribution_paths(JOB["space"][0])) == [
         (("batch_size", "b0"), "choice"),
         (("batch_size", "factor"), "uniform"),
         (("lr", "lr_max"), "loguniform"),
