@@ -214,7 +214,6 @@ class Choice(Kind):
 
 #: Every distribution kind by its JSON key, in the order messages and schemas list them.
 KINDS: dict[str, Kind] = {k.name: k for k in (Choice(), Int(), Uniform(), LogUniform())}
-DISTRIBUTIONS = tuple(KINDS)
 
 
 # ----------------------------------------------------------------------------------------------- reading
