@@ -54,7 +54,8 @@ def epoch_results(config: dict[str, Any], *, epochs: int, sfo_per_epoch: int = 1
         out.append({**result, "training_iteration": epoch})
     last = out[-1]
     summary = {"status": "completed", "stop_reason": "max_epochs", "total_sfo": last["sfo"]}
-    out.append({**last, "final": True, "summary": summary, "train_wall_s": 0.0})
+    final = {"final": True, "summary": summary, "train_wall_s": 0.0, "training_iteration": epochs + 1}
+    out.append({**last, **final})  # Tune counts the final report as one more iteration
     return out
 
 
@@ -65,7 +66,7 @@ class FakeTuner:
     searcher: Any
     writer: Any
     stopper: Any
-    results: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    results: Callable[[FakeTrial], list[dict[str, Any]]]
     trials: list[FakeTrial] = field(default_factory=list)
 
     def fit(self) -> None:
@@ -77,7 +78,7 @@ class FakeTuner:
             trial = FakeTrial(trial_id, config)
             self.trials.append(trial)
             self.writer.on_trial_start(0, self.trials, trial)
-            results = self.results(config)
+            results = self.results(trial)
             for result in results:
                 self.searcher.on_trial_result(trial_id, result)
                 self.writer.on_trial_result(0, self.trials, trial, result)
