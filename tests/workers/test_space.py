@@ -114,6 +114,19 @@ def test_fixed_points_are_baselines_then_fixed_candidates() -> None:
     assert points[0].config()["_key"] == "baseline:paper-a"
 
 
+def test_with_a_searched_momentum_every_candidate_is_searched_and_baselines_run_at_its_center() -> None:
+    """A fixed candidate still has its momentum to search. (Next to a candidate with distributions it used
+    to be neither searched nor run.)"""
+    body = job_spec(
+        space=[TWO_FAMILIES[0], FIXED],
+        optimizer={"momentum": {"choice": [0.5, 0.8, 0.9]}},
+        baselines=[{"name": "b", **FIXED}],
+    )
+    job = expand_job(JobSpec.model_validate(body))
+    assert JobSpace(job).candidates == (TWO_FAMILIES[0], FIXED)
+    assert [(p.key, p.momentum) for p in given_points(job)] == [("baseline:b", 0.8)]
+
+
 @pytest.mark.parametrize(
     ("max_t", "per_epoch", "n_search", "expected"),
     [
