@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from schedules.space import distribution_paths
 from service.jobspec import JobSpec, count_trials, expand_job
@@ -63,3 +64,32 @@ def test_objective_value(objective: str, summary: dict[str, Any], value: float |
 def test_is_better_respects_direction() -> None:
     assert is_better("sfo_to_target", 10.0, 20.0) and not is_better("sfo_to_target", 30.0, 20.0)
     assert is_better("test_acc", 0.9, 0.8) and is_better("test_acc", 0.1, None)
+
+
+def test_a_point_of_the_job_is_one_trial_spec() -> None:
+    spec = JobSpec.model_validate(job_body())
+    trial = spec.trial_spec(CONSTANT, momentum=0.8, seed=3)
+    assert trial.to_json() == {
+        "task": {"name": "digits-mlp", "options": {}},
+        "optimizer": {"name": "nshb", "momentum": 0.8},
+        "schedule": {
+            "batch_size": {"family": "constant", "b0": 32},
+            "lr": {"family": "constant", "lr0": 0.1},
+        },
+        "budget": {"max_epochs": JOB["budget"]["max_epochs"], "max_sfo": JOB["budget"]["max_sfo"]},
+        "target": {"grad_norm": JOB["target"]["grad_norm"], "stop_at_target": False},
+        "seed": 3,
+        "grad_norm_mode": "clean",
+    }
+    assert expand_job(spec).trial(CONSTANT).seed == JOB["search"]["seed"]  # the job's seed and momentum
+
+
+def test_grad_norm_mode_is_the_jobs_choice_and_reaches_its_trial_specs() -> None:
+    clean = JobSpec.model_validate(job_body())
+    assert "grad_norm_mode" not in clean.to_json()  # at its default the stored spec keeps its form
+    faithful = JobSpec.model_validate(job_body(grad_norm_mode="faithful"))
+    assert faithful.to_json()["grad_norm_mode"] == "faithful"
+    assert JobSpec.model_validate(faithful.to_json()) == faithful
+    assert expand_job(faithful).trial(CONSTANT).grad_norm_mode == "faithful"
+    with pytest.raises(ValidationError, match="grad_norm_mode"):
+        JobSpec.model_validate(job_body(grad_norm_mode="exact"))
