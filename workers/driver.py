@@ -2,17 +2,19 @@
 
 What one run does:
 
-1. reads the job from the database (the driver, unlike the trainable, may) and plans the experiment from
-   the spec and the trials already in the database (``plan_job``): finished trials are never run again,
-   unfinished ones are restarted with their stored config and key, and the search only asks Optuna for the
-   trials still missing. So a driver that dies (a killed dispatcher that took the local Ray with it, a lost
-   head node) is simply started again, and every finished trial stays present exactly once;
-2. runs ``tune.Tuner(...).fit()`` on the cluster: given points first, then Optuna (TPE or random; the study
-   lives in the service's database so ``optuna-dashboard`` can open it), ASHA on SFO, actors reused,
-   FailureConfig retries for lost nodes, ``ResultsWriter`` streaming epochs into the database and
-   ``JobStopper`` polling the cancel request;
-3. ends the job: cancelled (unfinished trials cancelled), succeeded with the summary, or failed with the
-   reason when no trial produced a result.
+1. ``_plan``: reads the job from the database (the driver, unlike the trainable, may), validates and
+   expands its spec once for this process (``service.jobspec.expand_job``) and plans the experiment from it
+   and the trials already in the database (``plan_job``): finished trials are never run again, unfinished
+   ones are restarted with their stored trial spec and key, and the search only asks Optuna for the trials
+   still missing. So a driver that dies (a killed dispatcher that took the local Ray with it, a lost head
+   node) is simply started again, and every finished trial stays present exactly once;
+2. ``_connect``, ``_build_searcher``, ``_build_tuner``, ``_fit``: runs ``tune.Tuner(...).fit()`` on the
+   cluster: given points first, then Optuna (TPE or random; the study lives in the service's database so
+   ``optuna-dashboard`` can open it), ASHA on SFO, actors reused, FailureConfig retries for lost nodes,
+   ``ResultsWriter`` streaming epochs into the database and ``JobStopper`` polling the cancel request;
+   every trial's Tune config is its trial spec (``workers.space``);
+3. ``_finish``: ends the job: cancelled (unfinished trials cancelled), succeeded with the summary and the
+   report, or failed with the reason when no trial produced a result.
 """
 
 from __future__ import annotations
