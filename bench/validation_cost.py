@@ -128,18 +128,18 @@ def cases(epochs: int, limit: int) -> dict[str, dict[str, Any]]:
 def submission_checks(body: dict[str, Any], settings: Any) -> str:
     """The route's checks before the insert; returns how they ended."""
     from service.api.routes.jobs import _check_limits
-    from service.jobspec import JobSpec, check_job_spec, count_trials, theory_warnings
+    from service.jobspec import JobSpec, check_job_spec, count_trials, expand_job, theory_warnings
     from service.storage.errors import QuotaExceeded
 
-    spec = JobSpec.model_validate(body)
+    job = expand_job(JobSpec.model_validate(body))
     try:
-        stored = _check_limits(spec, count_trials(spec), settings)
+        _check_limits(job, count_trials(job), settings)
     except QuotaExceeded as exc:
         return f"refused: {exc.limit}"
-    errors = check_job_spec(spec)
+    errors = check_job_spec(job)
     if errors:
         return f"refused: {len(errors)} errors"
-    theory_warnings(stored)
+    theory_warnings(job)
     return "accepted"
 
 

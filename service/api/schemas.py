@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 
-from service.jobspec import StrictModel
+from service.jobspec import JobSpec, StrictModel, stored_trial_spec
 from service.storage.models import Job, Trial, TrialMetric
 
 
@@ -36,7 +37,10 @@ class TrialPublic(BaseModel):
     objective: float | None = Field(description="The job's objective read from this trial's summary.")
     sfo: int
     epochs: int
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(
+        description="The trial spec the trial ran (task, optimizer, schedule, budget, target, seed, "
+        "grad_norm_mode): `schedsearch train FILE` reruns it alone."
+    )
     summary: dict[str, Any] | None
     node_id: str | None
     error: str | None
@@ -45,7 +49,9 @@ class TrialPublic(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, trial: Trial) -> TrialPublic:
+    def of(cls, trial: Trial, *, spec: JobSpec | Mapping[str, Any] | None) -> TrialPublic:
+        """The trial as the API shows it; ``spec`` (its job's, or the job's stored JSON) reads a row of the
+        older shape as its trial spec (``service.jobspec.stored_trial_spec``)."""
         return cls(
             id=trial.id,
             job_id=trial.job_id,
@@ -56,7 +62,7 @@ class TrialPublic(BaseModel):
             objective=trial.objective,
             sfo=trial.sfo,
             epochs=trial.epochs,
-            config=trial.config,
+            config=stored_trial_spec(trial.config, spec),
             summary=trial.summary,
             node_id=trial.node_id,
             error=trial.error,
@@ -107,7 +113,7 @@ class JobPublic(BaseModel):
                 sfo_spent=job.sfo_spent,
                 sfo_budget=budget.get("total_sfo"),
             ),
-            best_trial=TrialPublic.of(best) if best is not None else None,
+            best_trial=TrialPublic.of(best, spec=job.spec) if best is not None else None,
             best_value=job.best_value,
             warnings=list(job.warnings or []),
             error=job.error,

@@ -34,7 +34,7 @@ def list_trials(
     offset: Offset = 0,
 ) -> TrialsPublic:
     """Trials sorted by the job's objective (best first; trials without a value last) or by creation/SFO."""
-    repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
+    job = repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
     trials, total = repo.list_trials(
         session,
         job_id=job_id,
@@ -45,13 +45,17 @@ def list_trials(
         limit=limit,
         offset=offset,
     )
-    return TrialsPublic(data=[TrialPublic.of(t) for t in trials], count=total, limit=limit, offset=offset)
+    return TrialsPublic(
+        data=[TrialPublic.of(t, spec=job.spec) for t in trials], count=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{trial_id}", response_model=TrialPublic)
 def get_trial(job_id: str, trial_id: TrialId, session: SessionDep, user: CurrentUser) -> TrialPublic:
-    repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
-    return TrialPublic.of(repo.get_trial(session, job_id=job_id, trial_id=trial_id))
+    """One trial; its ``config`` is the trial spec it ran (``schedsearch train`` reruns it alone)."""
+    job = repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
+    trial = repo.get_trial(session, job_id=job_id, trial_id=trial_id)
+    return TrialPublic.of(trial, spec=job.spec)
 
 
 @router.get("/{trial_id}/metrics", response_model=MetricsPublic)
