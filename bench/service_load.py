@@ -44,6 +44,11 @@ PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 OPERATIONS = ("submit", "list", "read", "trials", "metrics")
 READS = ("list", "read", "trials", "metrics")
 TRIALS_PER_JOB = 20
+#: The schedule of every seeded trial (one point of JOB's space).
+SCHEDULE = {
+    "batch_size": {"family": "exp_growth", "b0": 16, "factor": 2.0, "interval": 3},
+    "lr": {"family": "warmup_const", "lr0": 0.1, "lr_max": 0.5, "warmup_epochs": 6, "warmup_interval": 2},
+}
 #: A request slower than this counts as an error (ReadTimeout); the server's own pool timeout is 30 s.
 CLIENT_TIMEOUT_S = 10.0
 EPOCHS_PER_TRIAL = 30
@@ -164,10 +169,12 @@ def serve(database_url: str, data_dir: Path) -> Iterator[tuple[str, str]]:
 
 def seed_trials(database_url: str, job_id: str) -> list[int]:
     """Trials with per-epoch metrics for ``job_id``, written as the dispatcher would (repository calls)."""
+    from service.jobspec import JobSpec
     from service.storage import repository as repo
     from service.storage.db import make_engine, make_session_factory, session_scope
 
     engine = make_engine(database_url)
+    spec = JobSpec.model_validate(JOB)
     ids = []
     try:
         with session_scope(make_session_factory(engine)) as session:
@@ -176,7 +183,7 @@ def seed_trials(database_url: str, job_id: str) -> list[int]:
                     session,
                     job_id=job_id,
                     trial_key=f"bench-{i}",
-                    config={"schedule": JOB["space"][0], "momentum": 0.9},
+                    config=spec.trial_spec(SCHEDULE, momentum=0.9, seed=0).to_json(),  # as the driver does
                 )
                 session.flush()
                 records = [

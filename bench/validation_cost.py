@@ -129,17 +129,17 @@ def submission_checks(body: dict[str, Any], settings: Any) -> str:
     """The route's checks before the insert; returns how they ended."""
     from service.api.routes.jobs import _check_limits
     from service.errors import QuotaExceeded
-    from service.jobspec import JobSpec, check_job_spec, count_trials, theory_warnings
+    from service.jobspec import JobSpec, check_job_spec, count_trials, expand_job, theory_warnings
 
-    spec = JobSpec.model_validate(body)
+    job = expand_job(JobSpec.model_validate(body))
     try:
-        stored = _check_limits(spec, count_trials(spec), settings)
+        _check_limits(job, count_trials(job), settings)
     except QuotaExceeded as exc:
         return f"refused: {exc.limit}"
-    errors = check_job_spec(spec)
+    errors = check_job_spec(job)
     if errors:
         return f"refused: {len(errors)} errors"
-    theory_warnings(stored)
+    theory_warnings(job)
     return "accepted"
 
 

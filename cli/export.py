@@ -24,15 +24,17 @@ def found_schedule(job: Mapping[str, Any], trial: Mapping[str, Any]) -> Any:
     (the trial's momentum, the job's optimizer name and search.seed)."""
     from schedules.export import FoundSchedule
     from schedules.spec import Horizon, Schedule
-    from service.jobspec import TaskSpec, known_n_train
+    from service.jobspec import TaskSpec, known_n_train, stored_trial_spec
 
     spec = job.get("spec") or {}
-    config = trial.get("config") or {}
+    # The trial's config is the trial spec it ran (a row of the older shape read as one).
+    config = stored_trial_spec(trial.get("config"), spec)
     schedule = config["schedule"] if isinstance(config.get("schedule"), Mapping) else config
     task = TaskSpec.model_validate(spec["task"])
     optimizer = spec.get("optimizer") or {}
     name = str(optimizer.get("name", "nshb"))
-    momentum = config.get("momentum", optimizer.get("momentum", 0.9))
+    ran = config.get("optimizer")
+    momentum = ran.get("momentum") if isinstance(ran, Mapping) else optimizer.get("momentum", 0.9)
     if name == "sgd" or not isinstance(momentum, int | float):  # a searched momentum with no value here
         momentum = 0.0 if name == "sgd" else 0.9
     summary = trial.get("summary") or {}

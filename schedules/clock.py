@@ -3,7 +3,10 @@
 Torch-free. ``schedules.trainer`` walks a run as nested loops (epochs, then batches through one seeded
 permutation per epoch, the last partial batch kept); ``ScheduleClock`` answers the same questions for any step
 without running the loop, so a user's own training loop (``schedules.adapters``) and the exporters
-(``schedules.export``) see exactly the trainer's schedule:
+(``schedules.export``) see exactly the trainer's schedule. The rules of the walk are defined here once and the
+trainer's loop reads them from its clock: the batch size of an epoch at an adaptive stage
+(``batch_size_of``), the LR of a step (``lr_at``), when the adaptive family measures the gradient norm
+(``check_due``) and when it moves to the next stage (``advances``):
 
 - ``position(t)``: the epoch of step t, where its batch starts in that epoch's permutation (``offset``), its
   size and the ``adaptive`` stage;
@@ -115,27 +118,41 @@ class ScheduleClock:
         return found
 
     def lr(self, step: int) -> float:
-        """The LR of global step ``step``: ``lr.at(epoch, step, T)``, x lr_factor^k for adaptive, computed as
-        the trainer computes it (the same float operations)."""
+        """The LR of global step ``step`` (``lr_at`` of its position)."""
         p = self.position(step)
+        return self.lr_at(p.epoch, step, p.stage)
+
+    def lr_at(self, epoch: int, step: int, stage: int) -> float:
+        """The LR of global step ``step`` in ``epoch`` at adaptive stage ``stage``: ``lr.at(epoch, step, T)``,
+        x lr_factor^stage for adaptive (the trainer calls this for every step it sets an LR)."""
         value = self.schedule.lr.at(
-            epoch=p.epoch, step=step, total_steps=self.total_steps, horizon=self.horizon
+            epoch=epoch, step=step, total_steps=self.total_steps, horizon=self.horizon
         )
         if self._adaptive is not None:
-            value *= self._adaptive.stage_lr_multiplier(p.stage)
+            value *= self._adaptive.stage_lr_multiplier(stage)
         return value
 
     # ------------------------------------------------------------------------------------------- adaptive
 
     def grad_norm_due(self, steps_done: int) -> bool:
-        """True when the trainer would measure the full gradient norm after ``steps_done`` steps: adaptive,
+        """True when the trainer would measure the full gradient norm after ``steps_done`` steps
+        (``check_due`` at the position of the last step done)."""
+        if self._adaptive is None or steps_done <= 0:
+            return False
+        return self.check_due(steps_done, self.position(steps_done - 1).epoch, self.stage_at(steps_done - 1))
+
+    def check_due(self, steps_done: int, epoch: int, stage: int) -> bool:
+        """The adaptive family's check after ``steps_done`` steps, the last of them in ``epoch`` at ``stage``:
         a multiple of ``check_every``, not yet at the last stage and the batch still smaller than n_train."""
         bs = self._adaptive
         if bs is None or steps_done <= 0 or steps_done % bs.check_every:
             return False
-        stage = self.stage_at(steps_done - 1)
-        epoch = self.position(steps_done - 1).epoch
         return stage < bs.max_stage and self.batch_size_of(epoch, stage) < self.horizon.n_train
+
+    def advances(self, stage: int, grad_norm: float) -> bool:
+        """The adaptive rule (arXiv 2508.05302, paper-notes §5.4): the next stage once the full gradient norm
+        ||grad f|| <= eps0 sqrt(b0 / b_k) at stage k. False for a NaN norm (a diverging run stays)."""
+        return self._adaptive is not None and grad_norm <= self._adaptive.stage_threshold(stage)
 
     def report_grad_norm(self, steps_done: int, grad_norm: float) -> bool:
         """Report the full gradient norm ||grad f|| (unsquared, over the whole training set) measured after
@@ -164,7 +181,7 @@ class ScheduleClock:
             raise ValueError(f"grad_norm must be a finite number >= 0, got grad_norm={grad_norm!r}")
         stage = self.stage_at(steps_done - 1)
         self._reported = steps_done
-        if grad_norm > bs.stage_threshold(stage):
+        if not self.advances(stage, grad_norm):
             return False
         if self._drawn >= steps_done:
             raise RuntimeError(

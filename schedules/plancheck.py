@@ -10,13 +10,12 @@ Torch-free. Raises ``SpecError`` whose ``field`` names the parameter to change.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from schedules.families._base import SpecError
-from schedules.space import distributions, resolve_dict
+from schedules.space import box_points, distributions, fixed, is_searched, resolve_dict
 from schedules.spec import Horizon, Schedule, batch_plan
 
 
@@ -104,42 +103,16 @@ MAX_CANDIDATE_POINTS = 32
 def candidate_points(
     candidate: Mapping[str, Any], *, max_points: int = MAX_CANDIDATE_POINTS
 ) -> list[dict[str, Any]]:
-    """Fixed schedule dicts at the edges of a candidate's box: every corner when there are at most
-    ``max_points``, else all-low, all-high and each axis flipped from those two (the first ``max_points``).
-    Overflow and underflow grow monotonically with each parameter, so the edges are where they happen
-    first."""
-    dists = list(distributions(candidate))
-    if not dists:
+    """Fixed schedule dicts at the edges of a candidate's box (``schedules.space.box_points`` at each
+    distribution's ``extremes``): every corner when there are at most ``max_points``, else all-low, all-high
+    and each axis flipped from those two. Overflow and underflow grow monotonically with each parameter, so
+    the edges are where they happen first."""
+    if not is_searched(candidate):
         return [dict(candidate)]
-    names = [n for n, _ in dists]
-    axes = [_edges(d) for _, d in dists]
-    if math.prod(len(a) for a in axes) <= max_points:
-        combos = [list(c) for c in itertools.product(*axes)]
-    else:
-        lo = [a[0] for a in axes]
-        hi = [a[-1] for a in axes]
-        combos = [lo, hi]
-        for i in range(len(axes)):
-            combos.append([*lo[:i], hi[i], *lo[i + 1 :]])
-            combos.append([*hi[:i], lo[i], *hi[i + 1 :]])
-        combos = combos[: max(2, max_points)]
-    points = []
-    for combo in combos:
-        chosen = dict(zip(names, combo, strict=True))
-        points.append(resolve_dict(candidate, _fixed(chosen)))
-    return points
-
-
-def _fixed(chosen: Mapping[str, Any]) -> Callable[[str, Mapping[str, Any]], Any]:
-    return lambda name, _dist: chosen[name]
-
-
-def _edges(dist: Mapping[str, Any]) -> list[Any]:
-    kind, args = next(iter(dist.items()))
-    if kind == "choice":
-        numeric = [v for v in args if isinstance(v, int | float) and not isinstance(v, bool)]
-        return [min(numeric), max(numeric)] if len(numeric) == len(args) else list(args)
-    return [args[0], args[1]]
+    return [
+        resolve_dict(candidate, fixed(chosen))
+        for chosen in box_points(candidate, extremes=True, max_points=max_points)
+    ]
 
 
 def check_candidate_plans(

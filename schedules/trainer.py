@@ -4,12 +4,15 @@ What one call does:
 
 1. load the task (``schedules.tasks.runtime.load_task``) onto the device (CUDA when present) and build the
    model under ``spec.seed``;
-2. precompute the batch plan b_e and T from the schedule (``schedules.spec``);
+2. precompute the batch plan b_e and T from the schedule: the run's ``schedules.clock.ScheduleClock``, which
+   defines the walk's rules once (batch size per epoch and adaptive stage, LR per step, the adaptive checks)
+   for this loop and for the adapters a user's own loop imports;
 3. each epoch, draw a permutation with a seeded ``torch.Generator`` (without replacement, last partial batch
    kept) and take steps on the batches ``perm[pos : pos + b]``, fetched by the task's reader
    (``schedules.batches``: an index gather from on-device tensors, or a streamed DataLoader whose batch
-   sampler yields the same index lists); the LR of every step is ``schedule.lr.at(...)`` assigned to the
-   optimizer (no scheduler objects); the loss is the task's (``Task.loss``), its batch mean minimised;
+   sampler yields the same index lists); the LR of every step is the clock's ``lr_at`` (``schedule.lr.at``)
+   assigned to the optimizer (no scheduler objects); the loss is the task's (``Task.loss``), its batch mean
+   minimised;
 4. after each epoch, a measurement pass: f(theta) and ||grad f(theta)|| over the whole training set (or the
    task's fixed gradient-norm subset, which the record then names), test loss and accuracy
    (``schedules.grad``); ``report(record)`` gets the ``EpochRecord``; ``should_stop()`` is polled.
@@ -46,10 +49,11 @@ import torch
 from torch import nn
 
 from schedules.batches import Reader, reader
+from schedules.clock import ScheduleClock
 from schedules.grad import evaluate_over, full_gradient_over
 from schedules.metrics import EpochRecord, TrialSummary, summarize
 from schedules.optim import make_optimizer, set_lr
-from schedules.spec import Horizon, TrialSpec, batch_plan, total_steps
+from schedules.spec import Horizon, TrialSpec
 from schedules.tasks.runtime import Loss, Task, load_task, resolve_device
 
 Report = Callable[[EpochRecord], Any]
@@ -102,10 +106,6 @@ def _threads(task: Task) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _adaptive_batch(params: Any, stage: int, n: int) -> int:
-    return max(1, min(int(params.stage_batch(stage)), n))
 
 
 def _step(
@@ -216,12 +216,8 @@ def _train(
     started = time.perf_counter()
     dev, n = task.device, task.n_train
     schedule, budget = spec.schedule, spec.budget
-    horizon = Horizon(epochs=budget.max_epochs, n_train=n)
-    plan = batch_plan(schedule, horizon)
-    big_t = total_steps(schedule, horizon)
-    lr_at = schedule.lr.at
-    bs: Any = schedule.batch_size
-    adaptive = bool(bs.is_adaptive)
+    clock = ScheduleClock(schedule, Horizon(epochs=budget.max_epochs, n_train=n))
+    adaptive = clock.is_adaptive
     per_step_lr = bool(schedule.lr.per_step)
 
     fork_devices = [dev] if dev.type == "cuda" else []
@@ -239,7 +235,7 @@ def _train(
     subset = None if measure.subset is None else measure.examples
     tokens_per_example = task.tokens_per_example
     try:
-        _, initial_norm = measure.grad(plan[0])
+        _, initial_norm = measure.grad(clock.batch_size_of(0, 0))
         measure_sfo = measure.examples
         records: list[EpochRecord] = []
         sfo = step = stage = 0
@@ -249,7 +245,7 @@ def _train(
         target = spec.target.grad_norm
 
         for epoch in range(budget.max_epochs):
-            b = _adaptive_batch(bs, stage, n) if adaptive else plan[epoch]
+            b = clock.batch_size_of(epoch, stage)
             perm = torch.randperm(n, generator=gen, device=dev)
             loss_acc = torch.zeros((), device=dev)
             batch_count = pos = 0
@@ -265,24 +261,19 @@ def _train(
                     x = task.augment(x, augment_gen)
                 pos += size
                 if per_step_lr or batch_count == 0:
-                    lr = lr_at(epoch=epoch, step=step, total_steps=big_t, horizon=horizon)
-                    if adaptive:
-                        lr *= bs.stage_lr_multiplier(stage)
+                    lr = clock.lr_at(epoch, step, stage)
                     set_lr(optimizer, lr)
                 loss_acc += _step(model, optimizer, params, task.loss, x, y)
                 batch_count += 1
                 sfo += size
                 step += 1
-                if adaptive and step % bs.check_every == 0 and stage < bs.max_stage and b < n:
-                    # The rule of arXiv 2508.05302 (paper-notes §5.4):
-                    # next stage once ||grad f|| <= eps0 sqrt(b0 / b_k).
+                if adaptive and clock.check_due(step, epoch, stage):
                     _, norm = measure.grad(b)
                     measure_sfo += measure.examples
-                    if norm <= bs.stage_threshold(stage):
+                    if clock.advances(stage, norm):  # arXiv 2508.05302 (paper-notes §5.4)
                         stage += 1
-                        b = _adaptive_batch(bs, stage, n)
-                        lr = lr_at(epoch=epoch, step=step, total_steps=big_t, horizon=horizon)
-                        lr *= bs.stage_lr_multiplier(stage)
+                        b = clock.batch_size_of(epoch, stage)
+                        lr = clock.lr_at(epoch, step, stage)
                         set_lr(optimizer, lr)
             if batch_count == 0:  # the SFO budget ran out exactly at the epoch boundary
                 stop_reason = "max_sfo"

@@ -1,7 +1,16 @@
-"""The job spec (``apiVersion: schedsearch/v1``): what a user submits to ``POST /v1/jobs``.
+"""The job spec (``apiVersion: schedsearch/v1``): what a user submits to ``POST /v1/jobs``, and its expansion.
 
-Free of HTTP imports: the dispatcher in ``workers`` reads stored specs with ``JobSpec.model_validate`` and
-expands baselines with :func:`expand_baselines`.
+Free of HTTP imports. The shapes along a job's path (docs/design.md, "A job's path"):
+
+- ``JobSpec``: the submitted document, validated once where it crosses into a process (the API's body, the
+  driver's stored row);
+- :class:`ExpandedJob` (:func:`expand_job`, once per process): the named fixed schedules (baselines with the
+  paper's strategies scaled to the budget, fixed candidates), the searched candidates and the trial count,
+  shared by the checks below, the driver (``workers.driver``) and the report (``service.report``);
+- ``schedules.spec.TrialSpec``: one point (schedule, momentum, seed) of the job, built by
+  :meth:`JobSpec.trial_spec`; its JSON is the Ray trial config's ``trial`` and exactly ``trials.config``;
+  :func:`stored_trial_spec` is the one place that reads rows stored before (``{"schedule", "momentum",
+  "params"}``).
 
 Validation has two phases, both reported as one pydantic ``ValidationError`` whose ``loc`` names the field:
 
@@ -22,10 +31,10 @@ import os
 import re
 import typing
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -40,6 +49,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service import strictjson
 from service.objectives import ObjectiveName
+
+if TYPE_CHECKING:
+    from schedules.spec import TrialSpec
 
 API_VERSION = "schedsearch/v1"
 PAPER_SHORTHAND = "paper"
@@ -181,17 +193,37 @@ class OptimizerSpec(_Strict):
     @field_validator("momentum")
     @classmethod
     def _momentum_range(cls, value: float | dict[str, Any]) -> float | dict[str, Any]:
-        values = _distribution_values(value, "optimizer.momentum") if isinstance(value, dict) else [value]
+        values = _momentum_values(value) if isinstance(value, dict) else [value]
         for v in values:
             if not _is_number(v) or not 0 <= v < 1:  # compared as is: float() overflows a huge int
                 raise _err("momentum_range", f"optimizer.momentum must be in [0, 1), got {v!r}")
         return value
+
+    @property
+    def fixed_momentum(self) -> float:
+        """The momentum of a trial that does not search it: the fixed value, or the center of a searched
+        distribution (``schedules.space.center``; the baselines run there: a fixed schedule has nothing to
+        search)."""
+        from schedules.space import center
+
+        return float(center(self.momentum))
 
     @model_validator(mode="after")
     def _sgd_has_no_momentum(self) -> OptimizerSpec:
         if self.name == "sgd" and self.momentum != 0:
             raise _err("sgd_momentum", f"optimizer.momentum must be 0 for sgd, got {self.momentum!r}")
         return self
+
+
+def _momentum_values(value: Mapping[str, Any]) -> list[Any]:
+    """The values at the edges of a searched momentum (``schedules.space`` grammar), or a pydantic error."""
+    from schedules.space import corner_values
+    from schedules.spec import SpecError
+
+    try:
+        return corner_values("optimizer.momentum", value)
+    except SpecError as exc:
+        raise _err("distribution", str(exc)) from None
 
 
 class Candidate(_Strict):
@@ -307,6 +339,11 @@ class JobSpec(_Strict):
     objective: ObjectiveName = "sfo_to_target"
     search: SearchSpec = Field(default_factory=SearchSpec)
     resources: Resources = Field(default_factory=Resources)
+    grad_norm_mode: Literal["clean", "faithful"] = Field(
+        default="clean",
+        description="How the full gradient norm is measured after each epoch: clean (no augmentation, the "
+        "default) or faithful (augmented data, as the paper's code measures).",
+    )
 
     @model_validator(mode="after")
     def _something_to_run(self) -> JobSpec:
@@ -340,55 +377,213 @@ class JobSpec(_Strict):
         return value
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        # Added after the stored form was fixed: left out at its default, so stored specs (and the
+        # idempotency hash of a resubmission) keep their form.
+        if data.get("grad_norm_mode") == "clean":
+            del data["grad_norm_mode"]
+        return data
+
+    def trial_spec_json(self, schedule: Mapping[str, Any], *, momentum: float, seed: int) -> dict[str, Any]:
+        """The JSON of :meth:`trial_spec`, assembled without building anything (never raises): the
+        ``schedule`` dict is taken as it is."""
+        return {
+            "task": {"name": self.task.name, "options": dict(self.task.options)},
+            "optimizer": {"name": self.optimizer.name, "momentum": momentum},
+            "schedule": dict(schedule),
+            "budget": {"max_epochs": self.budget.max_epochs, "max_sfo": self.budget.max_sfo},
+            "target": {"grad_norm": self.target.grad_norm, "stop_at_target": self.target.stop_at_target},
+            "seed": seed,
+            "grad_norm_mode": self.grad_norm_mode,
+        }
+
+    def trial_spec(self, schedule: Mapping[str, Any], *, momentum: float, seed: int) -> TrialSpec:
+        """The ``schedules.spec.TrialSpec`` of one point of this job: ``schedule`` (a schedule JSON) with
+        ``momentum`` under training seed ``seed``, and the job's task, optimizer, budget (``max_epochs``,
+        ``max_sfo``; ``total_sfo`` is the job's), target and grad-norm mode. Raises ``SpecError``."""
+        from schedules.spec import TrialSpec
+
+        return TrialSpec.from_json(self.trial_spec_json(schedule, momentum=float(momentum), seed=seed))
+
+
+# ----------------------------------------------------------------------------------------------- expanded
+
+
+@dataclass(frozen=True)
+class NamedSchedule:
+    """A fixed schedule to run once (design.md): its name, its schedule JSON, its trial key
+    (``baseline:<name>``, ``fixed:<i>``) and kind (``baseline``, or ``search`` for a fixed candidate)."""
+
+    name: str
+    schedule: dict[str, Any]
+    key: str
+    kind: str
+
+
+@dataclass(frozen=True, eq=False)
+class ExpandedJob:
+    """A job spec expanded once per process (:func:`expand_job`): what the API's checks, the driver and the
+    report read instead of expanding the spec again.
+
+    - ``baselines``: ``"paper"`` expanded to every paper strategy scaled to ``budget.max_epochs``
+      (``schedules.paper.paper_strategies``), a strategy's name to that strategy, a dict to itself (named
+      ``baseline-<i>`` unless it has a ``name``); a strategy referred to twice runs once;
+    - ``unknown_strategies``: (index, name) of baselines naming no paper strategy (``check_job_spec``
+      refuses them);
+    - ``fixed_candidates``: space candidates without a distribution, named ``space-<i>``;
+    - ``searched``: the candidates the searcher draws from: those with a distribution, or every candidate
+      when the momentum is searched (a fixed schedule then still has its momentum to search);
+    - ``paper``: the paper's strategies for this budget, name -> schedule JSON (empty when the job names
+      none).
+    """
+
+    spec: JobSpec
+    baselines: tuple[NamedSchedule, ...]
+    unknown_strategies: tuple[tuple[int, str], ...]
+    fixed_candidates: tuple[NamedSchedule, ...]
+    searched: tuple[dict[str, Any], ...]
+    paper: Mapping[str, dict[str, Any]]
+
+    @property
+    def fixed_schedules(self) -> tuple[NamedSchedule, ...]:
+        """Schedules with no distribution in them: baselines, then fully fixed candidates."""
+        return self.baselines + self.fixed_candidates
+
+    @property
+    def given(self) -> tuple[NamedSchedule, ...]:
+        """The fixed schedules that run once as given: the baselines, and the fixed candidates unless the
+        momentum is searched (then they are searched)."""
+        return self.baselines + (() if self.momentum_searched else self.fixed_candidates)
+
+    @property
+    def momentum_searched(self) -> bool:
+        return isinstance(self.spec.optimizer.momentum, dict)
+
+    @property
+    def baseline_names(self) -> list[str]:
+        """Every baseline name the job gives, an unknown strategy's too (it counts until it is refused)."""
+        names = dict.fromkeys(b.name for b in self.baselines)
+        names.update(dict.fromkeys(name for _, name in self.unknown_strategies))
+        return list(names)
+
+    @functools.cached_property
+    def n_train(self) -> int | None:
+        """n of the job's task from its definition here (``known_n_train``), looked up once."""
+        return known_n_train(self.spec.task)
+
+    def trial(self, schedule: Mapping[str, Any], momentum: float | None = None) -> TrialSpec:
+        """The job's trial spec for ``schedule`` (``JobSpec.trial_spec``) under the job's seed
+        (``search.seed``) with ``momentum``, by default the job's fixed momentum. Raises ``SpecError``."""
+        spec = self.spec
+        m = spec.optimizer.fixed_momentum if momentum is None else momentum
+        return spec.trial_spec(schedule, momentum=m, seed=spec.search.seed)
+
+    def point(self, schedule: Mapping[str, Any], momentum: float | None = None) -> dict[str, Any]:
+        """The trial spec JSON of one point (what a Tune config carries and ``trials.config`` stores):
+        ``trial(...).to_json()``. Should a point not build (the checks at submission make that a bug), its
+        JSON is assembled as given, so that the one trial fails with the error's sentence on its worker
+        instead of the searcher ending the job."""
+        from schedules.spec import SpecError
+
+        try:
+            return self.trial(schedule, momentum).to_json()
+        except SpecError:
+            m = self.spec.optimizer.fixed_momentum if momentum is None else momentum
+            return self.spec.trial_spec_json(schedule, momentum=m, seed=self.spec.search.seed)
+
+
+def expand_job(spec: JobSpec) -> ExpandedJob:
+    """The job's expansion (see :class:`ExpandedJob`). Cheap: the paper's four strategies are built (no
+    plan is evaluated) and nothing else; the checks of what it holds are ``check_job_spec``'s."""
+    from schedules.space import is_searched
+
+    paper = paper_baselines(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
+    baselines: dict[str, NamedSchedule] = {}
+    unknown: list[tuple[int, str]] = []
+
+    def add(name: str, schedule: dict[str, Any]) -> None:
+        baselines.setdefault(name, NamedSchedule(name, schedule, key=f"baseline:{name}", kind="baseline"))
+
+    for i, baseline in enumerate(spec.baselines):
+        if baseline == PAPER_SHORTHAND:
+            for name, schedule in paper.items():
+                add(name, schedule)
+        elif isinstance(baseline, str):
+            if baseline in paper:
+                add(baseline, paper[baseline])
+            else:
+                unknown.append((i, baseline))
+        else:
+            given = baseline.get("name")
+            body = {k: v for k, v in baseline.items() if k != "name"}
+            add(given if isinstance(given, str) and given else f"baseline-{i}", body)
+    bodies = [c.model_dump() for c in spec.space]
+    momentum_searched = isinstance(spec.optimizer.momentum, dict)
+    return ExpandedJob(
+        spec=spec,
+        baselines=tuple(baselines.values()),
+        unknown_strategies=tuple(unknown),
+        fixed_candidates=tuple(
+            NamedSchedule(f"space-{i}", body, key=f"fixed:{i}", kind="search")
+            for i, body in enumerate(bodies)
+            if not is_searched(body)
+        ),
+        searched=tuple(body for body in bodies if momentum_searched or is_searched(body)),
+        paper=paper,
+    )
+
+
+def paper_baselines(spec: JobSpec) -> dict[str, dict[str, Any]]:
+    """The paper's strategies scaled to the job's budget and optimizer, name -> schedule JSON."""
+    from schedules.paper import paper_strategies
+
+    strategies = paper_strategies(max_epochs=spec.budget.max_epochs, optimizer=spec.optimizer.name)
+    return {name: schedule.to_json() for name, schedule in strategies.items()}
+
+
+def stored_job_spec(data: Any) -> JobSpec | None:
+    """A stored job spec read back for a view (report, trial list), or None when it no longer validates
+    (written before a rule tightened, or by hand): a view must still answer."""
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError:
+        return None
+
+
+#: The keys of a trial row stored before ``trials.config`` held the trial spec.
+OLD_TRIAL_ROW_KEYS = frozenset({"schedule", "momentum", "params"})
+
+
+def stored_trial_spec(config: Any, spec: JobSpec | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The trial spec JSON of a stored trial row (``trials.config``): the one place that reads rows of the
+    older shape. Never raises.
+
+    A row holds the trial spec its trial ran (``TrialSpec.to_json``) and comes back as it is. A row stored
+    before holds ``{"schedule", "momentum", "params"}`` (``params``: the searcher's raw values) and comes
+    back as the trial spec the job ran it with: ``spec.trial_spec_json`` of its schedule (as stored) and
+    momentum (the job's fixed momentum when the row has none) under ``search.seed``. ``spec`` is the job's
+    spec, or its stored JSON (validated here only for a row of the older shape); anything else, or any row
+    when the spec is None or no longer validates, comes back as stored.
+    """
+    if not isinstance(config, Mapping):
+        return {}
+    row = dict(config)
+    if spec is None or "schedule" not in row or not set(row) <= OLD_TRIAL_ROW_KEYS:
+        return row
+    job_spec = spec if isinstance(spec, JobSpec) else stored_job_spec(spec)
+    if job_spec is None:
+        return row
+    stored: Any = row.get("momentum")
+    momentum = float(stored) if _is_number(stored) else job_spec.optimizer.fixed_momentum
+    schedule = row["schedule"] if isinstance(row["schedule"], Mapping) else {}
+    return job_spec.trial_spec_json(schedule, momentum=momentum, seed=job_spec.search.seed)
 
 
 # ----------------------------------------------------------------------------------------------- phase 2
 
 
-@dataclass(frozen=True)
-class NamedSchedule:
-    """A fixed schedule to run as a baseline: its name and its schedule JSON (design.md)."""
-
-    name: str
-    schedule: dict[str, Any]
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _distribution_values(value: Mapping[str, Any], field: str) -> list[Any]:
-    """The numbers a distribution can produce at its edges (bounds, or every choice); the grammar is
-    ``schedules.space``'s, the one every distribution of a job follows."""
-    from schedules.space import DISTRIBUTIONS, check_distribution, is_distribution
-
-    if not is_distribution(value):
-        raise _err(
-            "distribution",
-            f"{field} must be a number or one of {', '.join(DISTRIBUTIONS)} as {{kind: [...]}}, "
-            f"got {dict(value)!r}",
-        )
-    from schedules.spec import SpecError
-
-    try:
-        check_distribution(field, value)
-    except SpecError as exc:
-        raise _err("distribution", str(exc)) from None
-    _, args = next(iter(value.items()))
-    return list(args)
-
-
-def iter_distributions(node: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
-    """(loc, kind) of every distribution in a candidate."""
-    from schedules.space import is_distribution
-
-    if isinstance(node, Mapping):
-        if is_distribution(node):
-            yield loc, next(iter(node))
-            return
-        for key, child in node.items():
-            yield from iter_distributions(child, (*loc, key))
 
 
 def _spec_error_details(exc: Exception, prefix: Loc, default_field: str) -> InitErrorDetails:
@@ -398,65 +593,6 @@ def _spec_error_details(exc: Exception, prefix: Loc, default_field: str) -> Init
     # The input is echoed in the 422 body; keep it to plain JSON (a "missing" sentinel becomes null).
     plain = value if isinstance(value, int | float | str | bool | list | dict) or value is None else None
     return InitErrorDetails(type=_err("schedule_spec", str(exc)), loc=loc, input=plain)
-
-
-def paper_baselines(spec: JobSpec) -> dict[str, dict[str, Any]]:
-    from schedules.paper import paper_strategies
-
-    return _named_schedules(
-        paper_strategies(max_epochs=spec.budget.max_epochs, optimizer=spec.optimizer.name)
-    )
-
-
-def _named_schedules(strategies: Any) -> dict[str, dict[str, Any]]:
-    """Normalize what ``paper_strategies`` returns (a mapping or a list of named items) to name -> JSON."""
-    items = (
-        strategies.items()
-        if isinstance(strategies, Mapping)
-        else ((getattr(s, "name", None) or s["name"], getattr(s, "schedule", None) or s) for s in strategies)
-    )
-    out: dict[str, dict[str, Any]] = {}
-    for name, schedule in items:
-        out[str(name)] = schedule.to_json() if hasattr(schedule, "to_json") else dict(schedule)
-    return out
-
-
-def expand_baselines(spec: JobSpec) -> list[NamedSchedule]:
-    """The job's baselines as named fixed schedules: ``"paper"`` expands to every paper strategy, a name to
-    that strategy, a dict to itself (named ``baseline-<i>`` unless it has a ``name`` key). A paper strategy
-    referred to twice runs once; dicts have names of their own (``check_baseline_names``)."""
-    if not spec.baselines:
-        return []
-    paper = paper_baselines(spec) if any(isinstance(b, str) for b in spec.baselines) else {}
-    out: dict[str, NamedSchedule] = {}
-    for i, baseline in enumerate(spec.baselines):
-        if baseline == PAPER_SHORTHAND:
-            for name, schedule in paper.items():
-                out.setdefault(name, NamedSchedule(name, schedule))
-        elif isinstance(baseline, str):
-            out.setdefault(baseline, NamedSchedule(baseline, paper[baseline]))
-        else:
-            body = {k: v for k, v in baseline.items() if k != "name"}
-            name = str(baseline.get("name") or f"baseline-{i}")
-            out.setdefault(name, NamedSchedule(name, body))
-    return list(out.values())
-
-
-def baseline_names(spec: JobSpec) -> list[str]:
-    """The names ``expand_baselines`` gives, without building a schedule: cheap, so the trial quota can be
-    checked before anything expensive. An unknown paper strategy counts as one (it is refused anyway)."""
-    from schedules.paper import STRATEGY_NAMES
-
-    names: dict[str, None] = {}
-    for i, baseline in enumerate(spec.baselines):
-        if baseline == PAPER_SHORTHAND:
-            names.update(dict.fromkeys(STRATEGY_NAMES))
-        elif isinstance(baseline, str):
-            names[baseline] = None
-        else:
-            name = baseline.get("name")
-            names[name if isinstance(name, str) and name else f"baseline-{i}"] = None
-    return list(names)
 
 
 def check_baseline_names(spec: JobSpec) -> list[InitErrorDetails]:
@@ -498,14 +634,14 @@ def check_baseline_names(spec: JobSpec) -> list[InitErrorDetails]:
     return errors
 
 
-def check_cost(spec: JobSpec) -> tuple[int, int]:
+def check_cost(job: ExpandedJob) -> tuple[int, int]:
     """(fixed schedules, searched candidates) that the checks of a submission evaluate over every epoch of
     ``budget.max_epochs``: each fixed one (baselines, the paper's strategies, fixed candidates) once or twice
     (whole-budget check and theory check), each searched candidate at two or more points. Cheap: nothing is
     built. The service refuses a job whose ``max_epochs x (fixed + 2 x searched)`` exceeds its
     ``max_check_schedule_epochs`` before running any check."""
-    searched = sum(1 for c in spec.space if any(True for _ in iter_distributions(c.model_dump())))
-    return len(baseline_names(spec)) + len(spec.space) - searched, searched
+    fixed = len(job.baseline_names) + len(job.fixed_candidates)
+    return fixed, len(job.spec.space) - len(job.fixed_candidates)
 
 
 #: Corner schedules ``schedules.space.validate`` may build for a whole job (each costs a schedule build,
@@ -513,49 +649,30 @@ def check_cost(spec: JobSpec) -> tuple[int, int]:
 MAX_SPACE_CORNERS = 4096
 
 
-def _space_corners(spec: JobSpec) -> int:
-    """Schedules ``validate`` builds for the space: every corner plus a midpoint per continuous range."""
-    from schedules.space import distributions
-
-    total = 0
-    for candidate in spec.space:
-        corners, midpoints = 1, 0
-        for _, dist in distributions(candidate.model_dump()):
-            kind, args = next(iter(dist.items()))
-            corners *= max(len(args), 1) if kind == "choice" and isinstance(args, list) else 2
-            midpoints += kind in ("uniform", "loguniform")
-        total += corners + midpoints
-    return total
-
-
-def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
+def check_job_spec(job: ExpandedJob) -> list[InitErrorDetails]:
     """Meaning checks (phase 2); returns pydantic error details with the exact loc of each problem.
 
     Cheap checks first (names, task options, paper strategy names, the size of the space), then the corner
     checks of the space, then, only when all of those pass, the whole-budget checks, the expensive part
     (see ``check_cost``)."""
-    from schedules.space import validate as validate_candidate
+    from schedules.space import KINDS, discrete_kinds, distribution_paths, validate, validation_cost
     from schedules.spec import Schedule, SpecError
 
+    spec = job.spec
     errors: list[InitErrorDetails] = check_baseline_names(spec) + check_task(spec.task)
-    paper: dict[str, dict[str, Any]] | None = None
-    for i, baseline in enumerate(spec.baselines):
-        if not isinstance(baseline, str) or baseline == PAPER_SHORTHAND:
-            continue
-        paper = paper if paper is not None else paper_baselines(spec)
-        if baseline not in paper:
-            errors.append(
-                InitErrorDetails(
-                    type=_err(
-                        "unknown_baseline",
-                        f"baselines.{i} must be 'paper' or one of the paper's strategies "
-                        f"({', '.join(sorted(paper))}), got {baseline!r}",
-                    ),
-                    loc=("baselines", i),
-                    input=baseline,
-                )
+    for i, name in job.unknown_strategies:
+        errors.append(
+            InitErrorDetails(
+                type=_err(
+                    "unknown_baseline",
+                    f"baselines.{i} must be 'paper' or one of the paper's strategies "
+                    f"({', '.join(sorted(job.paper))}), got {name!r}",
+                ),
+                loc=("baselines", i),
+                input=name,
             )
-    corners = _space_corners(spec)
+        )
+    corners = sum(validation_cost(c.model_dump()) for c in spec.space)
     if corners > MAX_SPACE_CORNERS:
         errors.append(
             InitErrorDetails(
@@ -573,21 +690,21 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
     for i, candidate in enumerate(spec.space):
         body = candidate.model_dump()
         try:
-            validate_candidate(body)
+            validate(body)
         except SpecError as exc:
             errors.append(_spec_error_details(exc, ("space", i), "batch_size"))
         if spec.search.algorithm == "grid":
-            for loc, kind in iter_distributions(body):
-                if kind in ("uniform", "loguniform"):
-                    dotted = ".".join(str(p) for p in loc)
+            for keys, dist in distribution_paths(body):
+                kind = next(iter(dist))
+                if KINDS[kind].continuous:
                     errors.append(
                         InitErrorDetails(
                             type=_err(
                                 "grid_distribution",
-                                f"search.algorithm=grid needs choice or int distributions, got {kind} at "
-                                f"space.{i}.{dotted}",
+                                f"search.algorithm=grid needs {' or '.join(discrete_kinds())} distributions, "
+                                f"got {kind} at space.{i}.{'.'.join(str(k) for k in keys)}",
                             ),
-                            loc=("space", i, *loc),
+                            loc=("space", i, *keys),
                             input=body,
                         )
                     )
@@ -607,7 +724,7 @@ def check_job_spec(spec: JobSpec) -> list[InitErrorDetails]:
                 )
             )
     if not errors:
-        errors.extend(check_budget_plans(spec))
+        errors.extend(check_budget_plans(job))
     return errors
 
 
@@ -682,17 +799,17 @@ UNKNOWN_N_TRAIN = 2**31 - 1
 PLAN_CHECK_EPOCHS = 300_000
 
 
-def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
+def check_budget_plans(job: ExpandedJob) -> list[InitErrorDetails]:
     """Every schedule the job can run gives finite, positive batch sizes and LRs over budget.max_epochs on the
     task's training set (``schedules.plancheck``): growth that overflows, an LR that underflows to 0, or
     b0 larger than the training set is a 422 now instead of a failed trial later."""
     from schedules.plancheck import check_candidate_plans, check_plans
     from schedules.spec import Horizon, Schedule, SpecError
 
-    n_train = known_n_train(spec.task)
+    spec = job.spec
     # A task that knows its size only once loaded: check growth and LRs against a training set so large that
     # b0 <= n_train always holds (the trainer clips batches to the loaded n).
-    horizon = Horizon(epochs=spec.budget.max_epochs, n_train=n_train or UNKNOWN_N_TRAIN)
+    horizon = Horizon(epochs=spec.budget.max_epochs, n_train=job.n_train or UNKNOWN_N_TRAIN)
     errors: list[InitErrorDetails] = []
     # Each point costs a few passes over max_epochs; the budget keeps a 64-candidate, 10,000-epoch job to a
     # few seconds (the smaller jobs get every corner checked).
@@ -712,45 +829,42 @@ def check_budget_plans(spec: JobSpec) -> list[InitErrorDetails]:
     return errors
 
 
-def parse_job_spec(data: Mapping[str, Any]) -> JobSpec:
-    """Validate a submitted job (both phases); raises ``pydantic.ValidationError`` naming each field."""
-    spec = JobSpec.model_validate(data)
-    errors = check_job_spec(spec)
+def parse_job(data: Mapping[str, Any]) -> ExpandedJob:
+    """Validate a submitted job (both phases) and expand it; raises ``pydantic.ValidationError`` naming each
+    field."""
+    job = expand_job(JobSpec.model_validate(data))
+    errors = check_job_spec(job)
     if errors:
         raise ValidationError.from_exception_data("JobSpec", errors)
-    return spec
+    return job
 
 
-def fixed_schedules(spec: JobSpec) -> list[NamedSchedule]:
-    """Schedules with no distribution in them: baselines, and space candidates that are fully fixed."""
-    out = list(expand_baselines(spec))
-    for i, candidate in enumerate(spec.space):
-        body = candidate.model_dump()
-        if not any(True for _ in iter_distributions(body)):
-            out.append(NamedSchedule(f"space-{i}", body))
-    return out
+def parse_job_spec(data: Mapping[str, Any]) -> JobSpec:
+    """:func:`parse_job`'s job spec."""
+    return parse_job(data).spec
 
 
-def theory_warnings(spec: JobSpec, schedules: Sequence[NamedSchedule] | None = None) -> list[dict[str, Any]]:
+def theory_warnings(job: ExpandedJob) -> list[dict[str, Any]]:
     """The theory check of every fixed schedule; one entry per schedule that has something to say."""
     from schedules.spec import Schedule
     from schedules.theory import check
 
+    spec = job.spec
     momentum = spec.optimizer.momentum if isinstance(spec.optimizer.momentum, float | int) else None
     out: list[dict[str, Any]] = []
-    for named in schedules if schedules is not None else fixed_schedules(spec):
+    for named in job.fixed_schedules:
         report = check(
             Schedule.from_json(named.schedule),
             optimizer=spec.optimizer.name,
             momentum=momentum,
             max_epochs=spec.budget.max_epochs,
-            n_train=known_n_train(spec.task),
+            n_train=job.n_train,
         ).to_json()
         if report.get("warnings") or report.get("violations"):
             out.append({"schedule": named.name, **report})
     return out
 
 
-def count_trials(spec: JobSpec) -> int:
+def count_trials(job: ExpandedJob) -> int:
     """Searched trials plus baselines: what the per-job trial quota limits (cheap: builds no schedule)."""
-    return spec.search.num_trials + len(baseline_names(spec))
+    return job.spec.search.num_trials + len(job.baseline_names)

@@ -6,16 +6,14 @@ Built from the stored trials only, so it works while the job runs. Rows carry SF
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.jobspec import ExpandedJob, JobSpec, known_n_train, stored_job_spec, stored_trial_spec
 from service.objectives import OBJECTIVES, objective_value
 from service.storage import repository as repo
 from service.storage.models import Job, Trial
-
-log = logging.getLogger(__name__)
 
 # Fields of the trial summary (schedules.metrics.TrialSummary) shown in each row.
 ROW_FIELDS = (
@@ -32,30 +30,13 @@ ROW_FIELDS = (
 )
 
 
-def trial_schedule(trial: Trial) -> dict[str, Any]:
-    """The schedule JSON of a trial: ``config["schedule"]`` (a trial spec) or the config itself."""
-    config = trial.config or {}
+def trial_schedule(trial: Trial, spec: JobSpec | None) -> dict[str, Any]:
+    """The schedule JSON of a trial: the ``schedule`` of its stored trial spec
+    (``service.jobspec.stored_trial_spec``, which reads rows of the older shape too); a row without one
+    shows its config itself."""
+    config = stored_trial_spec(trial.config, spec)
     schedule = config.get("schedule")
-    return dict(schedule) if isinstance(schedule, dict) else dict(config)
-
-
-def _paper_names(job: Job) -> set[str]:
-    try:
-        from service.jobspec import JobSpec, paper_baselines
-
-        return set(paper_baselines(JobSpec.model_validate(job.spec)))
-    except Exception:  # the report must not fail because the presets cannot be listed
-        log.exception("could not list the paper's strategies")
-        return set()
-
-
-def _all_paper_names(job: Job) -> set[str]:
-    try:
-        from schedules.paper import STRATEGY_NAMES
-
-        return set(STRATEGY_NAMES)
-    except Exception:  # an older schedules package without the constant
-        return set()
+    return dict(schedule) if isinstance(schedule, dict) else config
 
 
 def sfo_to_target(trial: Trial) -> float | None:
@@ -66,7 +47,7 @@ def sfo_to_target(trial: Trial) -> float | None:
     return value if objective_value("sfo_to_target", summary) is not None else None
 
 
-def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, Any]:
+def _row(trial: Trial, *, spec: JobSpec | None, paper: set[str], best_sfo: float | None) -> dict[str, Any]:
     summary = trial.summary if isinstance(trial.summary, dict) else {}
     sfo = sfo_to_target(trial)
     row: dict[str, Any] = {
@@ -76,7 +57,7 @@ def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, 
         "paper_strategy": trial.kind == "baseline" and (trial.name or "") in paper,
         "status": trial.status,
         "objective": trial.objective,
-        "schedule": trial_schedule(trial),
+        "schedule": trial_schedule(trial, spec),
         **{field: summary.get(field) for field in ROW_FIELDS},
         "sfo_to_target": sfo,
         "sfo_ratio": (sfo / best_sfo) if sfo is not None and best_sfo else None,
@@ -84,21 +65,19 @@ def _row(trial: Trial, *, paper: set[str], best_sfo: float | None) -> dict[str, 
     return row
 
 
-def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
+def theory_of(schedule: dict[str, Any], spec: JobSpec, n_train: int | None) -> dict[str, Any] | None:
     """The theory check of one schedule with the job's optimizer; None if it cannot be checked."""
     from schedules.spec import Schedule
     from schedules.theory import check
-    from service.jobspec import TaskSpec, known_n_train
 
-    optimizer = job.spec.get("optimizer", {})
-    momentum = optimizer.get("momentum", 0.9)
+    momentum = spec.optimizer.momentum
     try:
         report = check(
             Schedule.from_json(schedule),
-            optimizer=optimizer.get("name", "nshb"),
+            optimizer=spec.optimizer.name,
             momentum=momentum if isinstance(momentum, int | float) else None,
-            max_epochs=job.spec.get("budget", {}).get("max_epochs"),
-            n_train=known_n_train(TaskSpec.model_validate(job.spec.get("task", {}))),
+            max_epochs=spec.budget.max_epochs,
+            n_train=n_train,
         )
     except Exception as exc:  # an unusual stored schedule gives a note, not a 500
         return {"error": f"theory check failed: {exc}"}
@@ -106,15 +85,22 @@ def theory_of(schedule: dict[str, Any], job: Job) -> dict[str, Any] | None:
     return result
 
 
-def build_report(session: Session, job: Job) -> dict[str, Any]:
+def build_report(session: Session, job: Job, *, expanded: ExpandedJob | None = None) -> dict[str, Any]:
+    """The report of ``job`` from its stored trials. ``expanded``: the job's spec as this process already
+    validated and expanded it (the driver's); otherwise the stored spec is read once here (a spec that no
+    longer validates leaves out the theory check and the paper's marks, never the report)."""
+    from schedules.paper import STRATEGY_NAMES
+
+    spec = expanded.spec if expanded is not None else stored_job_spec(job.spec)
     trials, _ = repo.list_trials(session, job_id=job.id, limit=100_000)
     searched = [t for t in trials if t.kind != "baseline"]
     baselines = [t for t in trials if t.kind == "baseline"]
     best = searched[0] if searched and searched[0].objective is not None else None  # list is best-first
     best_sfo = sfo_to_target(best) if best is not None else None
-    paper = _paper_names(job) if baselines else set()
-    best_row = _row(best, paper=paper, best_sfo=best_sfo) if best is not None else None
-    baseline_rows = [_row(t, paper=paper, best_sfo=best_sfo) for t in baselines]
+    # A baseline named like a paper strategy is one: the names are reserved (service.jobspec.RESERVED_NAME).
+    paper = set(STRATEGY_NAMES) if spec is not None else set()
+    best_row = _row(best, spec=spec, paper=paper, best_sfo=best_sfo) if best is not None else None
+    baseline_rows = [_row(t, spec=spec, paper=paper, best_sfo=best_sfo) for t in baselines]
     # Side by side: the best searched trial first, then baselines by SFO to target (never reached last).
     table = ([best_row] if best_row else []) + sorted(
         baseline_rows, key=lambda r: (r["sfo_to_target"] is None, r["sfo_to_target"] or 0.0, r["name"])
@@ -131,7 +117,7 @@ def build_report(session: Session, job: Job) -> dict[str, Any]:
         "baselines": [r for r in baseline_rows if not r["paper_strategy"]],
         "paper": [r for r in baseline_rows if r["paper_strategy"]],
         # The paper's strategies this job did not run (add "paper" to baselines to compare with them).
-        "paper_not_run": sorted(_all_paper_names(job) - {r["name"] for r in baseline_rows}),
+        "paper_not_run": sorted(set(STRATEGY_NAMES) - {r["name"] for r in baseline_rows}),
         "table": table,
         "best_vs_best_baseline": (
             {
@@ -141,6 +127,12 @@ def build_report(session: Session, job: Job) -> dict[str, Any]:
             if best_baseline is not None and best_sfo
             else None
         ),
-        "theory": theory_of(best_row["schedule"], job) if best_row else None,
+        "theory": theory_of(best_row["schedule"], spec, _n_train(spec, expanded))
+        if best_row and spec is not None
+        else None,
         "warnings": job.warnings or [],
     }
+
+
+def _n_train(spec: JobSpec, expanded: ExpandedJob | None) -> int | None:
+    return expanded.n_train if expanded is not None else known_n_train(spec.task)

@@ -4,7 +4,7 @@
 
 | Tune event | database |
 |---|---|
-| trial start | trial upserted by ``(job_id, trial_key)``, status running |
+| trial start | trial upserted by ``(job_id, trial_key)`` with its trial spec (``stored_config``), running |
 | result (one per epoch) | buffered; flushed at most every ``flush_s`` as one transaction per batch |
 | final result (``final=True``) | trial succeeded / diverged (trainer summary) or failed (error text) |
 | trial complete without a final result | pruned (ASHA stopped it), or cancelled when the job is stopping |
@@ -30,6 +30,7 @@ from ray.tune.stopper import Stopper
 from schedules.metrics import EpochRecord
 from service.storage.states import TrialStatus
 from workers.failures import scrub
+from workers.space import TRIAL
 from workers.store import JobStore, TrialUpdate
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,11 @@ def trial_key(trial: Any) -> str:
 
 
 def stored_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial config as stored: schedule, momentum, and the searcher's raw parameters."""
-    params = {k: v for k, v in config.items() if not k.startswith("_") and k not in ("schedule", "momentum")}
-    return {"schedule": config.get("schedule"), "momentum": config.get("momentum"), "params": params}
+    """What ``trials.config`` stores of a Tune config: its trial spec JSON (``workers.space.TRIAL``) as
+    given, so a stored trial reruns alone (``schedsearch train``). The searcher's raw values, which Optuna
+    adds to the config, stay in the Optuna study (its trial's ``trial_key`` attribute names the row)."""
+    trial = config.get(TRIAL)
+    return dict(trial) if isinstance(trial, Mapping) else {}
 
 
 @dataclass

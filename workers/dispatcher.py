@@ -54,13 +54,11 @@ from service.storage.db import (
 )
 from service.storage.models import Job
 from service.storage.states import JOB_TERMINAL, JobStatus, TrialStatus
-from workers import raycluster
+from workers import raycluster, recovery
 from workers.outage import OutageLog
 from workers.store import JobStore
 
 logger = logging.getLogger("workers.dispatcher")
-
-TERMINAL_RAY = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
 
 # ------------------------------------------------------------------------------------------- the cluster
@@ -309,18 +307,27 @@ class Dispatcher:
         status = getattr(info.status, "value", str(info.status))
         return str(status), str(info.message or "")
 
+    @property
+    def limits(self) -> recovery.Limits:
+        return recovery.Limits(
+            max_attempts=self.max_attempts,
+            cancel_grace_s=self.cancel_grace_s,
+            unreachable_limit=self.unreachable_limit,
+        )
+
     def _start(self, job: Job) -> None:
-        """A freshly claimed job: adopt its running Ray Job, finish a cancel, or submit a driver."""
-        if job.ray_job_id:
-            status, _ = self._ray_status(job.ray_job_id)
-            if status is not None and status not in TERMINAL_RAY:
-                self._watch[job.id] = _Watch(job.id, job.ray_job_id)
-                self._event(job.id, "driver_adopted", f"adopted the running Ray Job {job.ray_job_id}")
-                return
-        if JobStatus(job.status) == JobStatus.CANCELLING:
+        """A freshly claimed job: adopt its running Ray Job, finish a cancel, or submit a driver
+        (``recovery.on_claim``)."""
+        ray = self._ray_status(job.ray_job_id)[0] if job.ray_job_id else None
+        action = recovery.on_claim(JobStatus(job.status), ray)
+        if action == recovery.Action.ADOPT:
+            assert job.ray_job_id is not None
+            self._watch[job.id] = _Watch(job.id, job.ray_job_id)
+            self._event(job.id, "driver_adopted", f"adopted the running Ray Job {job.ray_job_id}")
+        elif action == recovery.Action.FINISH_CANCEL:
             self._finish_cancel(job.id, "cancelled (no driver was running)")
-            return
-        self._submit(job.id, drivers=1)
+        else:
+            self._submit(job.id, drivers=1)
 
     def _submit(self, job_id: str, *, drivers: int) -> None:
         target = self.target()
@@ -353,52 +360,83 @@ class Dispatcher:
         self._watch[job_id] = _Watch(job_id, submission_id, drivers=drivers)
 
     def _tend_watched(self) -> None:
+        """One poll of every watched job: observe, decide (``recovery.on_poll``), act."""
         beat = time.monotonic() - self._last_beat >= self.settings.lease_seconds / 3
         if beat:
             self._last_beat = time.monotonic()
         for job_id, watch in list(self._watch.items()):
-            try:
-                with session_scope(self.factory) as s:
-                    if beat:
-                        job = repo.heartbeat(
-                            s, job_id=job_id, owner=self.owner, lease_seconds=self.settings.lease_seconds
-                        )
-                    else:
-                        job = repo.get_job(s, job_id=job_id)
-            except (LeaseLost, NotFound) as exc:
-                # The driver ending the job drops the lease too; only a live job taken over is news.
-                if not self._is_terminal(job_id):
-                    logger.warning("job %s: %s; no longer watching it", job_id, exc)
-                self._watch.pop(job_id, None)
-                continue
-            if JobStatus(job.status) in JOB_TERMINAL:
-                self._watch.pop(job_id, None)
-                continue
-            try:
-                status, message = self._ray_status(watch.submission_id)
-            except Exception as exc:
-                watch.unreachable += 1
-                self._forget_dead_local_head()
-                logger.warning(
-                    "job %s: cannot read Ray Job %s (%d): %s",
-                    job_id,
-                    watch.submission_id,
-                    watch.unreachable,
-                    exc,
-                )
-                if watch.unreachable < self.unreachable_limit:
-                    continue
-                status, message = None, f"Ray Job unreachable {watch.unreachable} times: {exc}"
+            # The Ray Job first, then the row: a driver ends the job before its Ray Job ends, so the row read
+            # second shows how an ended driver left the job.
+            ray, message = self._read_ray(watch)
+            job = self._read_job(job_id, heartbeat=beat)
+            seen = recovery.Observed(
+                job=None if job is None else JobStatus(job.status),
+                ray=ray,
+                submission_id=watch.submission_id,
+                unreadable=watch.unreachable,
+                drivers=watch.drivers,
+                cancel_waited_s=_cancel_waited_s(job),
+                stop_sent=watch.stop_sent,
+            )
+            self._act(job_id, watch, recovery.on_poll(seen, self.limits), message)
+
+    def _read_ray(self, watch: _Watch) -> tuple[str | None, str]:
+        """(status, message) of the watched job's Ray Job; (None, why) when it cannot be read, counted in
+        ``watch.unreachable`` (reset by a read that works)."""
+        try:
+            status, message = self._ray_status(watch.submission_id)
+        except Exception as exc:
+            watch.unreachable += 1
+            self._forget_dead_local_head()
+            logger.warning(
+                "job %s: cannot read Ray Job %s (%d): %s",
+                watch.job_id,
+                watch.submission_id,
+                watch.unreachable,
+                exc,
+            )
+            return None, f"Ray Job unreachable {watch.unreachable} times: {exc}"
+        watch.unreachable = 0
+        return status, message
+
+    def _read_job(self, job_id: str, *, heartbeat: bool) -> Job | None:
+        """The job's row, renewing the lease when ``heartbeat``; None when the lease was lost (another
+        dispatcher took the job over) or the job is gone."""
+        try:
+            with session_scope(self.factory) as s:
+                if heartbeat:
+                    return repo.heartbeat(
+                        s, job_id=job_id, owner=self.owner, lease_seconds=self.settings.lease_seconds
+                    )
+                return repo.get_job(s, job_id=job_id)
+        except (LeaseLost, NotFound) as exc:
+            # The driver ending the job drops the lease too; only a live job taken over is news.
+            if not self._is_terminal(job_id):
+                logger.warning("job %s: %s; no longer watching it", job_id, exc)
+            return None
+
+    def _act(self, job_id: str, watch: _Watch, decision: recovery.Decision, ray_message: str) -> None:
+        action = decision.action
+        if action == recovery.Action.FORGET:
+            self._watch.pop(job_id, None)
+        elif action == recovery.Action.FINISH_CANCEL:
+            self._finish_cancel(job_id, decision.message)
+        elif action == recovery.Action.STOP_DRIVER:
+            logger.warning("job %s: driver ignores the cancel; stopping Ray Job", job_id)
+            self.client().stop_job(watch.submission_id)
+            watch.stop_sent = True
+        elif action in (recovery.Action.SUBMIT, recovery.Action.FAIL):
+            # Ray's message ends with the driver's output (a traceback, paths): the log has it, the job's
+            # owner gets the sentence (workers.failures).
+            logger.warning("job %s: %s: %s", job_id, decision.message, ray_message[-1500:])
+            if action == recovery.Action.SUBMIT:
+                self._event(job_id, "driver_lost", decision.message)
+                self._submit(job_id, drivers=watch.drivers + 1)
             else:
-                watch.unreachable = 0
-            if status in TERMINAL_RAY or status is None:
-                self._driver_gone(job, watch, status, message)
-            elif JobStatus(job.status) == JobStatus.CANCELLING and not watch.stop_sent:
-                asked = job.cancel_requested_at or datetime.now(UTC)
-                if (datetime.now(UTC) - asked).total_seconds() > self.cancel_grace_s:
-                    logger.warning("job %s: driver ignores the cancel; stopping Ray Job", job_id)
-                    self.client().stop_job(watch.submission_id)
-                    watch.stop_sent = True
+                store = JobStore(self.factory, job_id)
+                store.finish_unfinished(TrialStatus.CANCELLED, "the job failed")
+                store.finish_job(JobStatus.FAILED, error=decision.message, message="driver failed")
+                self._watch.pop(job_id, None)
 
     def _is_terminal(self, job_id: str) -> bool:
         try:
@@ -413,38 +451,6 @@ class Dispatcher:
         except DATABASE_FAULTS:  # the database is unreachable: assume the job still runs
             return True
 
-    def _driver_gone(self, job: Job, watch: _Watch, status: str | None, message: str) -> None:
-        """The Ray Job ended (or vanished) while the job is still active."""
-        with session_scope(self.factory) as s:
-            job = repo.get_job(s, job_id=job.id)
-        if JobStatus(job.status) in JOB_TERMINAL:
-            self._watch.pop(job.id, None)
-            return
-        if JobStatus(job.status) == JobStatus.CANCELLING:
-            self._finish_cancel(job.id, "cancelled")
-            return
-        if status == "STOPPED":
-            # Someone stopped the Ray Job (the dashboard's Jobs tab, `ray job stop`): that is a cancel.
-            self._finish_cancel(job.id, f"cancelled: Ray Job {watch.submission_id} was stopped")
-            return
-        ended = f"Ray Job {watch.submission_id} ended as {status or 'unknown'}"
-        # Ray's message ends with the driver's output (a traceback, paths): the log has it, the job's owner
-        # gets the sentence (workers.failures).
-        logger.warning("job %s: %s: %s", job.id, ended, message[-1500:])
-        if watch.drivers < self.max_attempts:
-            self._event(job.id, "driver_lost", f"{ended}; submitting the driver again")
-            self._submit(job.id, drivers=watch.drivers + 1)
-            return
-        store = JobStore(self.factory, job.id)
-        store.finish_unfinished(TrialStatus.CANCELLED, "the job failed")
-        store.finish_job(
-            JobStatus.FAILED,
-            error=f"{watch.drivers} drivers failed; the last, {ended} (the dispatcher's log has Ray's "
-            "message)",
-            message="driver failed",
-        )
-        self._watch.pop(job.id, None)
-
     def _finish_cancel(self, job_id: str, message: str) -> None:
         store = JobStore(self.factory, job_id)
         store.finish_unfinished(TrialStatus.CANCELLED, "job cancelled")
@@ -454,6 +460,14 @@ class Dispatcher:
     def _event(self, job_id: str, kind: str, message: str) -> None:
         with session_scope(self.factory) as s:
             repo.add_job_event(s, job_id=job_id, kind=kind, message=message)
+
+
+def _cancel_waited_s(job: Job | None) -> float | None:
+    """Seconds since the job's cancel was asked; 0 for a cancelling job without the time, None otherwise."""
+    if job is None or JobStatus(job.status) != JobStatus.CANCELLING:
+        return None
+    asked = job.cancel_requested_at or datetime.now(UTC)
+    return (datetime.now(UTC) - asked).total_seconds()
 
 
 def _absolute_url(settings: Settings) -> URL:

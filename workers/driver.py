@@ -2,17 +2,19 @@
 
 What one run does:
 
-1. reads the job from the database (the driver, unlike the trainable, may) and plans the experiment from
-   the spec and the trials already in the database (``plan_job``): finished trials are never run again,
-   unfinished ones are restarted with their stored config and key, and the search only asks Optuna for the
-   trials still missing. So a driver that dies (a killed dispatcher that took the local Ray with it, a lost
-   head node) is simply started again, and every finished trial stays present exactly once;
-2. runs ``tune.Tuner(...).fit()`` on the cluster: given points first, then Optuna (TPE or random; the study
-   lives in the service's database so ``optuna-dashboard`` can open it), ASHA on SFO, actors reused,
-   FailureConfig retries for lost nodes, ``ResultsWriter`` streaming epochs into the database and
-   ``JobStopper`` polling the cancel request;
-3. ends the job: cancelled (unfinished trials cancelled), succeeded with the summary, or failed with the
-   reason when no trial produced a result.
+1. ``_plan``: reads the job from the database (the driver, unlike the trainable, may), validates and
+   expands its spec once for this process (``service.jobspec.expand_job``) and plans the experiment from it
+   and the trials already in the database (``plan_job``): finished trials are never run again, unfinished
+   ones are restarted with their stored trial spec and key, and the search only asks Optuna for the trials
+   still missing. So a driver that dies (a killed dispatcher that took the local Ray with it, a lost head
+   node) is simply started again, and every finished trial stays present exactly once;
+2. ``_connect``, ``_build_searcher``, ``_build_tuner``, ``_fit``: runs ``tune.Tuner(...).fit()`` on the
+   cluster: given points first, then Optuna (TPE or random; the study lives in the service's database so
+   ``optuna-dashboard`` can open it), ASHA on SFO, actors reused, FailureConfig retries for lost nodes,
+   ``ResultsWriter`` streaming epochs into the database and ``JobStopper`` polling the cancel request;
+   every trial's Tune config is its trial spec (``workers.space``);
+3. ``_finish``: ends the job: cancelled (unfinished trials cancelled), succeeded with the summary and the
+   report, or failed with the reason when no trial produced a result.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from schedules.spec import SpecError
-from service.jobspec import JobSpec, expand_baselines
+from service.jobspec import ExpandedJob, JobSpec, expand_job
 from service.objectives import OBJECTIVES
 from service.settings import Settings
 from service.storage.db import is_database_fault
 from service.storage.models import Trial
 from service.storage.states import TRIAL_TERMINAL, JobStatus, TrialStatus
 from workers.failures import one_sentence
-from workers.space import GivenPoint, JobSpace, fixed_points
+from workers.space import GivenPoint, JobSpace, given_points, restarted_point
 from workers.store import JobStore
 
 logger = logging.getLogger("workers.driver")
@@ -67,18 +69,14 @@ class JobPlan:
         return len(self.given) + self.n_search
 
 
-def plan_job(spec: JobSpec, existing: Sequence[Trial]) -> JobPlan:
+def plan_job(job: ExpandedJob, existing: Sequence[Trial]) -> JobPlan:
+    """The plan of a (re)started driver: given points not finished yet, unfinished trials of an earlier run
+    restarted from their stored trial spec with their key, and the Optuna suggestions still missing."""
+    spec = job.spec
     terminal = {s.value for s in TRIAL_TERMINAL}
     done = {t.trial_key for t in existing if t.status in terminal}
-    baselines = [(b.name, b.schedule) for b in expand_baselines(spec)]
-    space_dicts = [c.model_dump() for c in spec.space]
-    momentum: float | dict[str, Any] = (
-        dict(spec.optimizer.momentum)
-        if isinstance(spec.optimizer.momentum, dict)
-        else float(spec.optimizer.momentum)
-    )
-    fixed = fixed_points(baselines, space_dicts, momentum)
-    space = JobSpace.from_spec(space_dicts, momentum)
+    fixed = given_points(job)
+    space = JobSpace(job)
     if spec.search.algorithm == "grid":
         planned = [*fixed, *space.grid(spec.search.num_trials)]
         n_search_total = 0
@@ -87,18 +85,12 @@ def plan_job(spec: JobSpec, existing: Sequence[Trial]) -> JobPlan:
         n_search_total = spec.search.num_trials if space.searchable else 0
     planned_keys = {p.key for p in planned}
     # Search trials of an earlier run (their key is a Tune trial id): finished ones count against the
-    # number of suggestions, unfinished ones are restarted as given points with their stored config.
+    # number of suggestions, unfinished ones are restarted as given points with their stored trial spec.
     earlier = [
         t for t in existing if t.trial_key not in planned_keys and not t.trial_key.startswith(GIVEN_PREFIXES)
     ]
     restarted = [
-        GivenPoint(
-            key=t.trial_key,
-            name=t.name or t.trial_key,
-            kind=t.kind,
-            schedule=dict((t.config or {}).get("schedule") or {}),
-            momentum=float((t.config or {}).get("momentum") or 0.0),
-        )
+        restarted_point(t.trial_key, t.name or t.trial_key, t.kind, t.config, spec)
         for t in earlier
         if t.status not in terminal
     ]
@@ -273,24 +265,52 @@ def run_job(settings: Settings, job_id: str, *, storage_path: Path | None = None
         store.close()
 
 
+@dataclass
+class JobRun:
+    """One driver run of a job: what its steps share. ``job`` is the job's spec validated and expanded
+    once, for this whole process (the plan, the searcher, the trial specs and the final report read it)."""
+
+    settings: Settings
+    store: JobStore
+    job: ExpandedJob
+    plan: JobPlan
+    budget: SfoBudget
+    started: float
+    experiment: str  # the Tune experiment's name: one folder per driver run
+    storage_path: Path | None = None
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.job.spec
+
+    @property
+    def study_name(self) -> str:
+        return f"schedsearch-job-{self.store.job_id}"
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.spec.objective][1]
+
+
 def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> str:
-    import optuna
-    import ray
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
+    """The driver's steps: plan, connect, build the searcher, build the tuner, run it, finish the job."""
+    from workers.callback import ResultsWriter
 
-    from workers.callback import JobStopper, ResultsWriter
-    from workers.search import (
-        EnvironmentRDBStorage,
-        JobSearcher,
-        TolerantOptunaSearch,
-        make_scheduler,
-        optuna_storage_url,
-    )
-    from workers.trainable import run_trial
+    run = _plan(settings, store, storage_path)
+    if isinstance(run, str):
+        return run  # the job had already ended, was cancelled before starting, or cannot run here
+    _connect(settings, run)
+    searcher = _build_searcher(run)
+    writer = ResultsWriter(store, target_grad_norm=run.spec.target.grad_norm)
+    stopper = _build_stopper(run, writer)
+    fit_wall = _fit(run, _build_tuner(run, searcher, writer, stopper)) if run.plan.num_samples > 0 else 0.0
+    return _finish(run, writer, stopper, fit_wall)
 
+
+def _plan(settings: Settings, store: JobStore, storage_path: Path | None) -> JobRun | str:
+    """Read the job (the one validation and expansion of its spec in this process) and plan what is left to
+    run; a final status instead when there is nothing to run."""
     job = store.job()
-    job_id = job.id
     status = JobStatus(job.status)
     if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
         return status.value
@@ -299,22 +319,33 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         store.finish_job(JobStatus.CANCELLED, message="cancelled before the experiment started")
         return JobStatus.CANCELLED.value
     store.mark_running()
-    spec = JobSpec.model_validate(job.spec)
+    expanded = expand_job(JobSpec.model_validate(job.spec))
+    spec = expanded.spec
     try:
         n_train = task_n_train(spec)
     except SpecError as exc:  # the API accepted a task these workers cannot run: say so in one sentence
         store.finish_job(JobStatus.FAILED, error=str(exc), message="task unavailable on the workers")
         return JobStatus.FAILED.value
-    plan = plan_job(spec, store.trials())
+    plan = plan_job(expanded, store.trials())
     store.progress(trials_total=plan.trials_total)
     # The host goes to the log, not the event (events are shown to the job's owner).
-    logger.info("job %s: driver on %s", job_id, os.uname().nodename)
+    logger.info("job %s: driver on %s", job.id, os.uname().nodename)
     store.event(
         "driver_started",
         f"driver started: {len(plan.given)} given, {plan.n_search} to search, {plan.restarted} restarted",
         {"given": len(plan.given), "search": plan.n_search, "restarted": plan.restarted},
     )
-    started = time.monotonic()
+    budget = sfo_budget(max_epochs=spec.budget.max_epochs, max_sfo=spec.budget.max_sfo, n_train=n_train)
+    if budget.note:
+        store.event("early_stopping_off", budget.note)
+    # One experiment folder per driver run: a restarted driver re-plans from the database, not from it.
+    experiment = f"job-{job.id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return JobRun(settings, store, expanded, plan, budget, time.monotonic(), experiment, storage_path)
+
+
+def _connect(settings: Settings, run: JobRun) -> None:
+    """Join the Ray cluster and warn (an event) when no node can host one trial."""
+    import ray
 
     if not ray.is_initialized():
         # In a Ray Job the supervisor sets RAY_ADDRESS; run by hand, the settings name the cluster.
@@ -323,107 +354,129 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
-
-    unplaceable = _unplaceable(spec)
+    unplaceable = _unplaceable(run.spec)
     if unplaceable:
         # An autoscaling cluster may still add such a node, so this is a warning, not a failure.
-        store.event("resources_unavailable", unplaceable)
-        logger.warning("job %s: %s", job_id, unplaceable)
-    direction = OBJECTIVES[spec.objective][1]
-    budget = sfo_budget(max_epochs=spec.budget.max_epochs, max_sfo=spec.budget.max_sfo, n_train=n_train)
-    if budget.note:
-        store.event("early_stopping_off", budget.note)
+        run.store.event("resources_unavailable", unplaceable)
+        logger.warning("job %s: %s", run.store.job_id, unplaceable)
 
+
+def _build_searcher(run: JobRun) -> Any:
+    """Given points first, then Optuna (TPE or random, its study in the service's database) for the
+    suggestions still missing."""
+    import optuna
+
+    from workers.search import EnvironmentRDBStorage, JobSearcher, TolerantOptunaSearch, optuna_storage_url
+
+    spec, plan = run.spec, run.plan
     inner = None
-    study_name = f"schedsearch-job-{job_id}"
-    optuna_url = optuna_storage_url(settings.resolved_database_url())
     if plan.n_search > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        _ensure_optuna_schema(settings.resolved_database_url())
+        database_url = run.settings.resolved_database_url()
+        _ensure_optuna_schema(database_url)
         # Pickled into Tune's files without its URL; pre-ping: pooled connections die in a database outage.
-        storage = EnvironmentRDBStorage(optuna_url, engine_kwargs={"pool_pre_ping": True})
-        _fail_stale_optuna_trials(storage, study_name)
+        storage = EnvironmentRDBStorage(
+            optuna_storage_url(database_url), engine_kwargs={"pool_pre_ping": True}
+        )
+        _fail_stale_optuna_trials(storage, run.study_name)
         sampler: optuna.samplers.BaseSampler = (
             optuna.samplers.RandomSampler(seed=spec.search.seed)
             if spec.search.algorithm == "random"
             else optuna.samplers.TPESampler(seed=spec.search.seed)
         )
         inner = TolerantOptunaSearch(
-            retry=store.retrying,  # its storage calls wait out a database outage, as the store's do
+            retry=run.store.retrying,  # its storage calls wait out a database outage, as the store's do
             space=plan.space,
             metric="objective",
-            mode=direction,
+            mode=run.direction,
             sampler=sampler,
             storage=storage,
-            study_name=study_name,
+            study_name=run.study_name,
         )
-    searcher = JobSearcher(
-        [p.config() for p in plan.given], inner, plan.n_search, metric="objective", mode=direction
+    return JobSearcher(
+        [p.config() for p in plan.given], inner, plan.n_search, metric="objective", mode=run.direction
     )
+
+
+def _build_stopper(run: JobRun, writer: Any) -> Any:
+    """The cancel and total-budget stopper; it also tells the writer why trials end when the job stops."""
+    from workers.callback import JobStopper
 
     # SFO spent by trials that finished in an earlier run counts against budget.total_sfo too.
-    spent_before = sum(
-        int(t.sfo or 0) for t in store.trials() if t.status in {s.value for s in TRIAL_TERMINAL}
-    )
-    writer = ResultsWriter(store, target_grad_norm=spec.target.grad_norm)
+    terminal = {s.value for s in TRIAL_TERMINAL}
+    spent_before = sum(int(t.sfo or 0) for t in run.store.trials() if t.status in terminal)
     stopper = JobStopper(
-        store, total_sfo=spec.budget.total_sfo, spent=lambda: sum(writer.sfo_by_key.values()) + spent_before
+        run.store,
+        total_sfo=run.spec.budget.total_sfo,
+        spent=lambda: sum(writer.sfo_by_key.values()) + spent_before,
     )
     writer.stopping = lambda: stopper.reason
+    return stopper
 
-    if plan.num_samples > 0:
-        base = {
-            "job_id": job_id,
-            "task": {"name": spec.task.name, "options": dict(spec.task.options)},
-            "optimizer": spec.optimizer.name,
-            "max_epochs": spec.budget.max_epochs,
-            "max_sfo": spec.budget.max_sfo,
-            "target": spec.target.grad_norm,
-            "stop_at_target": spec.target.stop_at_target,
-            "seed": spec.search.seed,
-            "objective": spec.objective,
-            "cap_sfo": budget.cap_sfo,
-        }
-        resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
-        trainable = tune.with_resources(tune.with_parameters(run_trial, base=base), resources)
-        # One experiment folder per driver run: a restarted driver re-plans from the database, not from it.
-        experiment = f"job-{job_id}-{time.strftime('%Y%m%d-%H%M%S')}"
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent),
-                scheduler=make_scheduler(
-                    early_stopping=spec.search.early_stopping and budget.cap_sfo is not None,
-                    max_t=budget.cap_sfo or 0.0,
-                    per_epoch=budget.per_epoch or 0.0,
-                    n_search=plan.n_search,
-                ),
-                num_samples=plan.num_samples,
-                reuse_actors=True,
-                trial_name_creator=_trial_name(job_id),
-                trial_dirname_creator=_trial_dirname,
-            ),
-            run_config=tune.RunConfig(
-                name=experiment,
-                storage_path=str(storage_path) if storage_path else None,
-                callbacks=[writer],
-                stop=stopper,
-                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-                verbose=0,
-            ),
-        )
-        fit_started = time.monotonic()
-        store.event(
-            "experiment_started",
-            f"Tune experiment {experiment}: {plan.num_samples} trials",
-            {"setup_s": round(fit_started - started, 3)},
-        )
-        tuner.fit()
-        fit_wall = time.monotonic() - fit_started
-    else:
-        fit_wall = 0.0
 
-    wall = time.monotonic() - started
+def _build_tuner(run: JobRun, searcher: Any, writer: Any, stopper: Any) -> Any:
+    """The Tune experiment: the trainable with the job's objective settings, the searcher behind a
+    concurrency limit, ASHA on SFO (or FIFO), the results writer and the stopper."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from workers.search import make_scheduler
+    from workers.trainable import run_trial
+
+    spec, plan, budget, job_id = run.spec, run.plan, run.budget, run.store.job_id
+    # Job-wide settings of the searcher's objective; what each trial trains is its config's trial spec.
+    objective = {
+        "job_id": job_id,
+        "objective": spec.objective,
+        "target": spec.target.grad_norm,
+        "max_epochs": spec.budget.max_epochs,
+        "cap_sfo": budget.cap_sfo,
+    }
+    resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, base=objective), resources)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent),
+            scheduler=make_scheduler(
+                early_stopping=spec.search.early_stopping and budget.cap_sfo is not None,
+                max_t=budget.cap_sfo or 0.0,
+                per_epoch=budget.per_epoch or 0.0,
+                n_search=plan.n_search,
+            ),
+            num_samples=plan.num_samples,
+            reuse_actors=True,
+            trial_name_creator=_trial_name(job_id),
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=run.experiment,
+            storage_path=str(run.storage_path) if run.storage_path else None,
+            callbacks=[writer],
+            stop=stopper,
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            verbose=0,
+        ),
+    )
+
+
+def _fit(run: JobRun, tuner: Any) -> float:
+    """Run the experiment to its end; returns its wall seconds."""
+    fit_started = time.monotonic()
+    run.store.event(
+        "experiment_started",
+        f"Tune experiment {run.experiment}: {run.plan.num_samples} trials",
+        {"setup_s": round(fit_started - run.started, 3)},
+    )
+    tuner.fit()
+    return time.monotonic() - fit_started
+
+
+def _finish(run: JobRun, writer: Any, stopper: Any, fit_wall: float) -> str:
+    """End the job: cancelled, or succeeded with its summary and report, or failed when no trial produced a
+    result."""
+    store = run.store
+    wall = time.monotonic() - run.started
     if stopper.reason == "cancel":
         store.finish_unfinished(TrialStatus.CANCELLED, "job cancelled")
         store.finish_job(JobStatus.CANCELLED, message="cancelled while running")
@@ -432,8 +485,8 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
         store.finish_unfinished(TrialStatus.PRUNED, "job SFO budget (budget.total_sfo) exhausted")
     # Trials Tune never ended cleanly (should not happen) must not stay running forever.
     store.finish_unfinished(TrialStatus.FAILED, "the trial did not finish (Tune reported no end)")
-    overhead = writer.overhead_summary(fit_wall_s=fit_wall, slots=_slots(spec, plan))
-    summary = _summary(store, spec, overhead, wall, settings.resolved_database_url(), study_name, plan)
+    overhead = writer.overhead_summary(fit_wall_s=fit_wall, slots=_slots(run.spec, run.plan))
+    summary = _summary(run, overhead, wall)
     counts = summary["trials"]
     with_result = sum(counts.get(s, 0) for s in ("succeeded", "diverged", "pruned"))
     if with_result == 0 and counts:
@@ -449,15 +502,10 @@ def _run_job(settings: Settings, store: JobStore, storage_path: Path | None) -> 
     return JobStatus.SUCCEEDED.value
 
 
-def _summary(
-    store: JobStore,
-    spec: JobSpec,
-    overhead: Mapping[str, Any],
-    wall: float,
-    database_url: str,
-    study_name: str,
-    plan: JobPlan,
-) -> dict[str, Any]:
+def _summary(run: JobRun, overhead: Mapping[str, Any], wall: float) -> dict[str, Any]:
+    from service.report import trial_schedule
+
+    store, spec = run.store, run.spec
     trials = store.trials()
     counts = Counter(t.status for t in trials)
     field, direction = OBJECTIVES[spec.objective]
@@ -474,7 +522,7 @@ def _summary(
             "name": best.name,
             "kind": best.kind,
             "objective": best.objective,
-            "schedule": (best.config or {}).get("schedule"),
+            "schedule": trial_schedule(best, spec),
             "sfo_to_target": (best.summary or {}).get("sfo_to_target"),
         },
         "baselines": [
@@ -490,19 +538,19 @@ def _summary(
         "overhead": dict(overhead),
         "wall_s": round(wall, 3),
         "nodes": sorted({t.node_id for t in trials if t.node_id}),
-        "optuna": optuna_summary(database_url, study_name)
-        if plan.n_search or any(not t.trial_key.startswith(GIVEN_PREFIXES) for t in trials)
+        "optuna": optuna_summary(run.settings.resolved_database_url(), run.study_name)
+        if run.plan.n_search or any(not t.trial_key.startswith(GIVEN_PREFIXES) for t in trials)
         else None,
     }
     try:
-        # The report the API serves, frozen into the job at its end (best against baselines, theory check).
+        # The report the API serves, frozen into the job at its end (best against baselines, theory check),
+        # from this process's expansion of the job.
         from service.report import build_report
         from service.storage.db import session_scope
+        from service.storage.repository import get_job
 
         with session_scope(store.factory) as s:
-            from service.storage.repository import get_job
-
-            summary["report"] = build_report(s, get_job(s, job_id=store.job_id))
+            summary["report"] = build_report(s, get_job(s, job_id=store.job_id), expanded=run.job)
     except Exception as exc:  # the report is a convenience; the job result does not depend on it
         logger.exception("job %s: could not build the report", store.job_id)
         summary["report_error"] = f"the report could not be built: {one_sentence(exc)}"

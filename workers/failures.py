@@ -17,9 +17,9 @@ MAX_CHARS = 300
 _PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"():,;\[\]]+/?)+")
 
 
-def _clean(line: str) -> str:
+def _clean(line: str, limit: int = MAX_CHARS) -> str:
     line = _PATH.sub("<path>", line.strip())
-    return line if len(line) <= MAX_CHARS else line[: MAX_CHARS - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def one_sentence(exc: BaseException) -> str:
@@ -32,7 +32,8 @@ def one_sentence(exc: BaseException) -> str:
     return _clean(f"{name}: {lines[0]}") if lines else name
 
 
-def scrub(text: str) -> str:
-    """The last non-empty line of a traceback or a log tail (the exception line), paths replaced."""
+def scrub(text: str, *, limit: int = MAX_CHARS) -> str:
+    """The last non-empty line of a traceback or a log tail (the exception line), paths replaced, at most
+    ``limit`` characters."""
     lines = [line for line in text.splitlines() if line.strip()]
-    return _clean(lines[-1]) if lines else ""
+    return _clean(lines[-1], limit) if lines else ""

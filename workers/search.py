@@ -5,7 +5,8 @@
   sampling) for ``n_search`` more. Only the inner searcher's own trials are reported back to it, so the
   baselines do not leak into the Optuna study.
 - ``TolerantOptunaSearch`` ignores late reports for trials Optuna already considers finished (Optuna raises
-  ``UpdateFinishedTrialError``), which otherwise crash the Tune driver after a restart.
+  ``UpdateFinishedTrialError``), which otherwise crash the Tune driver after a restart, and a database
+  outage longer than its retries; nothing else (``TOLERATED``).
 - ``make_scheduler`` builds ASHA with SFO as its clock: trials are compared by gradient norm at equal SFO.
   Baselines are never stopped early (they are the yardstick), but their results still shape the rungs.
 """
@@ -71,10 +72,12 @@ def _at_once(work: Callable[[], T]) -> T:
     return work()
 
 
-#: What a report to Optuna may meet without ending the job: a trial Optuna already finished (a late or
-#: replayed report after a restart), or a database outage that outlasted the retries (Optuna wraps the
-#: driver's fault in ``StorageInternalError``). Anything else is a bug and ends the driver.
-IGNORED_REPORT_ERRORS: tuple[type[Exception], ...] = (
+#: What the searcher goes on through, deliberately; anything else is a bug and ends the driver. A late
+#: report for a trial Optuna has already finished (``UpdateFinishedTrialError``: a restarted driver marks the
+#: Optuna trials of the dead one FAIL, and Tune may still deliver their results), and a database outage
+#: that outlasted the retries (a ``DATABASE_FAULTS`` error, or Optuna's ``StorageInternalError`` wrapping
+#: one): Optuna then misses one value, the trial's row in the service's database still has it.
+TOLERATED: tuple[type[Exception], ...] = (
     optuna.exceptions.UpdateFinishedTrialError,
     optuna.exceptions.StorageInternalError,
     *DATABASE_FAULTS,
@@ -82,9 +85,11 @@ IGNORED_REPORT_ERRORS: tuple[type[Exception], ...] = (
 
 
 class TolerantOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that goes on through what should not end a job: late reports for trials Optuna
-    already finished, and a database outage, which its storage calls wait out through ``retry`` (the
-    driver passes its store's ``retrying``: up to the lease, one log line at each end)."""
+    """``OptunaSearch`` that goes on through what should not end a job (``TOLERATED``); its storage calls
+    wait out a database outage through ``retry`` (the driver passes its store's ``retrying``: up to the
+    lease, one log line at each end). Each Optuna trial records the service's trial key (the Tune trial id)
+    as its ``trial_key`` user attribute, which links the raw values Optuna drew (shown by optuna-dashboard)
+    to the trial's row, whose ``config`` holds the trial spec built from them."""
 
     def __init__(
         self, *args: Any, retry: Callable[[Callable[[], Any]], Any] = _at_once, **kwargs: Any
@@ -94,6 +99,9 @@ class TolerantOptunaSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         suggested: dict[str, Any] | None = self._retry(lambda: OptunaSearch.suggest(self, trial_id))
+        ot_trial = self._ot_trials.get(trial_id)
+        if suggested is not None and ot_trial is not None:
+            self._retry(lambda: ot_trial.set_user_attr("trial_key", trial_id))
         return suggested
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -101,7 +109,7 @@ class TolerantOptunaSearch(OptunaSearch):
             return
         try:
             self._retry(lambda: OptunaSearch.on_trial_result(self, trial_id, result))
-        except IGNORED_REPORT_ERRORS as exc:
+        except TOLERATED as exc:
             logger.warning("optuna: ignoring a result of trial %s: %s", trial_id, type(exc).__name__)
 
     def on_trial_complete(
@@ -111,7 +119,7 @@ class TolerantOptunaSearch(OptunaSearch):
             return
         try:
             self._retry(lambda: OptunaSearch.on_trial_complete(self, trial_id, result=result, error=error))
-        except IGNORED_REPORT_ERRORS as exc:
+        except TOLERATED as exc:
             logger.warning("optuna: ignoring the completion of trial %s: %s", trial_id, type(exc).__name__)
 
 

@@ -1,7 +1,14 @@
-"""A job's search space as Optuna define-by-run, grid points and given (fixed) points.
+"""A job's trials as Tune configs: Optuna define-by-run, grid points and given points, each a trial spec.
 
-Torch- and Ray-free, so it is unit-tested on its own. A candidate is a schedule dict whose numeric
-parameters may be distributions (docs/design.md, "Search space"); the optimizer's momentum may be one too.
+Torch- and Ray-free, so it is unit-tested on its own. The distributions follow the one grammar of
+``schedules.space`` (the Optuna suggestion of each kind is its ``Kind.suggest``); every point becomes the
+job's trial spec (``service.jobspec.ExpandedJob.point``), so a Tune config is
+
+    {"trial": <TrialSpec JSON>, "_key": trial key, "_kind": "search" | "baseline", "_name": name}
+
+(``_key`` and ``_name`` only for given points: a searched trial's key is its Tune trial id). Optuna adds the
+raw values it drew under their parameter names (below); they stay in the Optuna study, and ``trials.config``
+stores ``config["trial"]`` only.
 
 Optuna parameter names (what ``optuna-dashboard`` shows):
 
@@ -12,85 +19,57 @@ Optuna parameter names (what ``optuna-dashboard`` shows):
 
 The family choice comes first so that TPE models each family's parameters separately (define-by-run makes
 the later parameters conditional on it). Fully fixed candidates are not searched: like the baselines, they
-run once as given points (``fixed_points``).
+run once as given points (``given_points``), unless the momentum is searched.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+from schedules.space import distributions, fixed, grid_values, optuna_pick, resolve_dict
+from service.jobspec import ExpandedJob, JobSpec, stored_trial_spec
 
-Pick = Callable[[str, str, list[Any]], Any]  # (name, kind, args) -> value
-
-
-def is_distribution(node: Any) -> bool:
-    return isinstance(node, Mapping) and len(node) == 1 and next(iter(node)) in DISTRIBUTIONS
-
-
-def distributions(node: Any, path: str = "") -> Iterator[tuple[str, str, list[Any]]]:
-    """(dotted name, kind, args) of every distribution in ``node``, in document order."""
-    if is_distribution(node):
-        kind, args = next(iter(node.items()))
-        yield path, kind, list(args)
-    elif isinstance(node, Mapping):
-        for key, child in node.items():
-            yield from distributions(child, f"{path}.{key}" if path else str(key))
-
-
-def resolve(node: Any, pick: Pick, path: str = "") -> Any:
-    """A copy of ``node`` with every distribution replaced by ``pick(name, kind, args)``."""
-    if is_distribution(node):
-        kind, args = next(iter(node.items()))
-        return pick(path, kind, list(args))
-    if isinstance(node, Mapping):
-        return {
-            key: resolve(child, pick, f"{path}.{key}" if path else str(key)) for key, child in node.items()
-        }
-    return node
+#: The Tune config key that holds the trial spec JSON.
+TRIAL = "trial"
 
 
 @dataclass(frozen=True)
 class GivenPoint:
-    """A trial whose configuration is known up front: a baseline, a fixed candidate or a grid point.
-
-    ``key`` is the trial's stable key in the database (``trials.trial_key``)."""
+    """A trial whose configuration is known up front: a baseline, a fixed candidate, a grid point or a trial
+    restarted from the database. ``key`` is its stable key in the database (``trials.trial_key``), ``trial``
+    its trial spec JSON."""
 
     key: str
     name: str
     kind: str  # "baseline" | "search"
-    schedule: dict[str, Any]
-    momentum: float
+    trial: dict[str, Any]
+
+    @property
+    def schedule(self) -> dict[str, Any]:
+        return dict(self.trial.get("schedule") or {})
+
+    @property
+    def momentum(self) -> float | None:
+        optimizer = self.trial.get("optimizer")
+        return optimizer.get("momentum") if isinstance(optimizer, Mapping) else None
 
     def config(self) -> dict[str, Any]:
-        return {
-            "schedule": self.schedule,
-            "momentum": self.momentum,
-            "_key": self.key,
-            "_kind": self.kind,
-            "_name": self.name,
-        }
+        return {TRIAL: self.trial, "_key": self.key, "_kind": self.kind, "_name": self.name}
 
 
 @dataclass(frozen=True)
 class JobSpace:
-    """The searchable part of a job: candidates with at least one distribution, plus the momentum."""
+    """The searchable part of a job (``ExpandedJob.searched``) and its momentum, as Optuna define-by-run."""
 
-    candidates: tuple[dict[str, Any], ...]
-    momentum: float | dict[str, Any]
+    job: ExpandedJob
 
-    @classmethod
-    def from_spec(cls, space: Sequence[Mapping[str, Any]], momentum: float | Mapping[str, Any]) -> JobSpace:
-        searchable = tuple(dict(c) for c in space if any(True for _ in distributions(c)))
-        if not searchable and is_distribution(momentum):
-            # Only the momentum is searched: the fixed candidates become the searched schedules.
-            searchable = tuple(dict(c) for c in space)
-        mom: float | dict[str, Any] = dict(momentum) if isinstance(momentum, Mapping) else float(momentum)
-        return cls(candidates=searchable, momentum=mom)
+    @property
+    def candidates(self) -> tuple[dict[str, Any], ...]:
+        return self.job.searched
 
     @property
     def searchable(self) -> bool:
@@ -103,7 +82,8 @@ class JobSpace:
         ]
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        """The define-by-run function ``OptunaSearch(space=job_space)`` calls with an Optuna trial.
+        """The define-by-run function ``OptunaSearch(space=job_space)`` calls with an Optuna trial; returns
+        the Tune config of the trial (its trial spec).
 
         A method of a frozen dataclass rather than a closure, so Tune can pickle the searcher."""
         labels = self.labels()
@@ -113,93 +93,43 @@ class JobSpace:
             prefix = f"{index}."
         else:
             index, prefix = 0, ""
-        schedule = resolve(self.candidates[index], _optuna_pick(trial, prefix))
-        momentum = resolve(self.momentum, _optuna_pick(trial, ""), "optimizer.momentum")
-        return {"schedule": schedule, "momentum": float(momentum), "_kind": "search"}
+        schedule = resolve_dict(self.candidates[index], optuna_pick(trial, prefix))
+        momentum = resolve_dict(
+            self.job.spec.optimizer.momentum, optuna_pick(trial), path="optimizer.momentum"
+        )
+        return {TRIAL: self.job.point(schedule, float(momentum)), "_kind": "search"}
 
     def grid(self, limit: int) -> list[GivenPoint]:
         """Every combination of the discrete distributions (choice, int), candidate by candidate, thinned
         evenly to at most ``limit`` points when larger. Continuous distributions are rejected at submission
         (``service.jobspec``); here they fall back to their bounds so the grid is still well defined."""
+        momentum = self.job.spec.optimizer.momentum
+        mom_values = grid_values(momentum) if isinstance(momentum, Mapping) else [momentum]
         points: list[tuple[dict[str, Any], float]] = []
-        mom_values = _grid_values(self.momentum) if isinstance(self.momentum, dict) else [self.momentum]
         for candidate in self.candidates:
             dists = list(distributions(candidate))
-            axes = [_grid_values({kind: args}) for _, kind, args in dists]
+            axes = [grid_values(dist) for _, dist in dists]
             for combo in itertools.product(*axes, mom_values):
-                chosen = dict(zip([name for name, _, _ in dists], combo[:-1], strict=True))
-                schedule = resolve(candidate, _lookup(chosen))
+                chosen = dict(zip([name for name, _ in dists], combo[:-1], strict=True))
+                schedule = resolve_dict(candidate, fixed(chosen))
                 points.append((schedule, float(combo[-1])))
         if limit < len(points):
             # Evenly spaced over the enumeration, so every candidate keeps a share of a thinned grid.
             step = len(points) / limit
             points = [points[math.floor(i * step)] for i in range(limit)]
         return [
-            GivenPoint(key=f"grid:{i}", name=f"grid-{i}", kind="search", schedule=s, momentum=m)
+            GivenPoint(key=f"grid:{i}", name=f"grid-{i}", kind="search", trial=self.job.point(s, m))
             for i, (s, m) in enumerate(points)
         ]
 
 
-def _grid_values(dist: Mapping[str, Any]) -> list[Any]:
-    kind, args = next(iter(dist.items()))
-    if kind == "choice":
-        return list(args)
-    if kind == "int":
-        lo, hi = int(args[0]), int(args[1])
-        return list(range(lo, hi + 1))
-    return [args[0], args[1]]
+def given_points(job: ExpandedJob) -> list[GivenPoint]:
+    """Baselines and fully fixed candidates (``ExpandedJob.given``), each run once at the job's fixed
+    momentum (the center of a searched one: a fixed schedule has nothing to search)."""
+    return [GivenPoint(key=s.key, name=s.name, kind=s.kind, trial=job.point(s.schedule)) for s in job.given]
 
 
-def _lookup(chosen: Mapping[str, Any]) -> Pick:
-    def pick(name: str, _kind: str, _args: list[Any]) -> Any:
-        return chosen[name]
-
-    return pick
-
-
-def _optuna_pick(trial: Any, prefix: str) -> Pick:
-    def pick(name: str, kind: str, args: list[Any]) -> Any:
-        full = prefix + name
-        if kind == "uniform":
-            return trial.suggest_float(full, float(args[0]), float(args[1]))
-        if kind == "loguniform":
-            return trial.suggest_float(full, float(args[0]), float(args[1]), log=True)
-        if kind == "int":
-            return trial.suggest_int(full, int(args[0]), int(args[1]))
-        if kind == "choice":
-            return trial.suggest_categorical(full, list(args))
-        raise ValueError(f"{full} has an unknown distribution {kind!r}; valid: {', '.join(DISTRIBUTIONS)}")
-
-    return pick
-
-
-def fixed_points(
-    baselines: Sequence[tuple[str, Mapping[str, Any]]],
-    space: Sequence[Mapping[str, Any]],
-    momentum: float | Mapping[str, Any],
-) -> list[GivenPoint]:
-    """Baselines (named) and fully fixed candidates, each run once. With a searched momentum the baselines
-    run at the middle of its range (a fixed schedule has nothing to search), and fixed candidates are
-    searched instead (see ``JobSpace.from_spec``)."""
-    if isinstance(momentum, Mapping):
-        kind, args = next(iter(momentum.items()))
-        mom = float(args[len(args) // 2]) if kind == "choice" else (float(args[0]) + float(args[1])) / 2
-    else:
-        mom = float(momentum)
-    out = [
-        GivenPoint(key=f"baseline:{name}", name=name, kind="baseline", schedule=dict(s), momentum=mom)
-        for name, s in baselines
-    ]
-    if not is_distribution(momentum):
-        for i, candidate in enumerate(space):
-            if not any(True for _ in distributions(candidate)):
-                out.append(
-                    GivenPoint(
-                        key=f"fixed:{i}",
-                        name=f"space-{i}",
-                        kind="search",
-                        schedule=dict(candidate),
-                        momentum=mom,
-                    )
-                )
-    return out
+def restarted_point(key: str, name: str, kind: str, config: Any, spec: JobSpec) -> GivenPoint:
+    """An unfinished trial of an earlier driver, to run again with its key and its stored trial spec
+    (``service.jobspec.stored_trial_spec``, which also reads rows of the older shape)."""
+    return GivenPoint(key=key, name=name, kind=kind, trial=stored_trial_spec(config, spec))

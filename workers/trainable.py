@@ -5,9 +5,11 @@ step). The trial's last report carries ``final=True`` plus either the trainer's 
 text: a trial whose training raises ends normally with the error in its result, so Tune's FailureConfig
 retries only system failures (a lost node, a killed worker), never a deterministic bug, and the job goes on.
 
-The trainable never touches the service database and its config holds only the schedule and bookkeeping
-keys (``_key``, ``_kind``, ``_name``); the job-wide parts come through ``tune.with_parameters`` as ``base``
-(task, optimizer, budget, target, seed, objective), which holds no secrets either.
+The trainable never touches the service database. Its config holds the trial spec's JSON under ``trial``
+(``workers.space``: the same JSON ``trials.config`` stores, so a stored trial reruns alone with ``schedsearch
+train``) and the bookkeeping keys ``_key``, ``_kind``, ``_name``; the searcher's objective settings come
+through ``tune.with_parameters`` as ``base`` (``job_id``, ``objective``, ``target``, ``max_epochs``,
+``cap_sfo``), which holds no secrets either.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from service.objectives import OBJECTIVES
 from workers.failures import one_sentence, scrub
+from workers.space import TRIAL
 
 logger = logging.getLogger(__name__)
 
@@ -99,17 +102,8 @@ class ObjectiveTracker:
         return 2.0 * cap * (1.0 + math.log10(max(self.min_norm / self.target, 1.0)))
 
 
-def trial_spec_json(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``schedules`` trial spec (docs/design.md) for this trial."""
-    return {
-        "task": base["task"],
-        "optimizer": {"name": base["optimizer"], "momentum": float(config["momentum"])},
-        "schedule": config["schedule"],
-        "budget": {"max_epochs": base["max_epochs"], "max_sfo": base["max_sfo"]},
-        "target": {"grad_norm": base["target"], "stop_at_target": base["stop_at_target"]},
-        "seed": base["seed"],
-        "grad_norm_mode": base.get("grad_norm_mode", "clean"),
-    }
+#: Longest stored text of a SpecError (it lists what is valid, e.g. every installed task).
+SPEC_ERROR_CHARS = 2000
 
 
 def trial_error(exc: BaseException) -> str:
@@ -119,12 +113,14 @@ def trial_error(exc: BaseException) -> str:
     from schedules.spec import SpecError
 
     if isinstance(exc, SpecError):
-        return scrub(str(exc))
+        # Its message says what is valid (the installed tasks, an option's range): kept whole, one line.
+        return scrub(str(exc), limit=SPEC_ERROR_CHARS)
     return one_sentence(exc)
 
 
 def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> None:
-    """The function Tune runs (through ``tune.with_parameters(run_trial, base=...)``)."""
+    """The function Tune runs (through ``tune.with_parameters(run_trial, base=...)``): trains
+    ``TrialSpec.from_json(config["trial"])``."""
     import ray
     from ray import tune
 
@@ -150,7 +146,7 @@ def run_trial(config: dict[str, Any], base: dict[str, Any] | None = None) -> Non
         from schedules.tasks import catalogue
         from schedules.trainer import train
 
-        spec = TrialSpec.from_json(trial_spec_json(config, base))
+        spec = TrialSpec.from_json(config[TRIAL])
         catalogue().require(spec.task.name, where=f"on the Ray worker node {node_id[:12]}")
         result = train(spec, report=report)
     except Exception as exc:  # a trial that raises is a failed trial, not a Ray failure

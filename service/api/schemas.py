@@ -1,7 +1,8 @@
 """Response models: a small family per entity (``JobPublic``, ``JobsPublic(data, count)``, ...).
 
 The ``...Public`` models of stored rows read the ORM objects directly (``from_attributes``):
-``JobPublic.model_validate(job)``, ``TrialPublic.model_validate(trial)``.
+``JobPublic.model_validate(job)``, ``TrialPublic.model_validate(trial)`` (whose ``config`` is read as the
+trial spec the trial ran, rows of the older shape included).
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    WithJsonSchema,
+    model_validator,
+)
 
-from service.jobspec import StrictModel
-from service.storage.models import TrialMetric
+from service.jobspec import StrictModel, stored_trial_spec
+from service.storage.models import Trial, TrialMetric
 
 
 class ErrorPublic(BaseModel):
@@ -44,13 +53,28 @@ class TrialPublic(BaseModel):
     objective: float | None = Field(description="The job's objective read from this trial's summary.")
     sfo: int
     epochs: int
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(
+        description="The trial spec the trial ran (task, optimizer, schedule, budget, target, seed, "
+        "grad_norm_mode): `schedsearch train FILE` reruns it alone."
+    )
     summary: dict[str, Any] | None
     node_id: str | None
     error: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _config_as_trial_spec(cls, data: Any, handler: ModelWrapValidatorHandler[TrialPublic]) -> TrialPublic:
+        """A stored row's ``config`` is shown as the trial spec it ran: a row of the older shape is read
+        through its job's spec (``service.jobspec.stored_trial_spec``, the one place that reads old rows).
+        ``trial.job`` is a many-to-one read from the session's identity map while the job is loaded (a
+        listing's trials share one job: one query at most)."""
+        trial = handler(data)
+        if isinstance(data, Trial):
+            trial.config = stored_trial_spec(data.config, data.job.spec)
+        return trial
 
 
 class TrialsPublic(BaseModel):

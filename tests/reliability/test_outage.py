@@ -133,6 +133,8 @@ def test_the_drivers_optuna_search_waits_out_an_outage_too(outage: tuple[str, An
     database error in its own StorageInternalError; the retry sees the cause."""
     import optuna
 
+    from service.jobspec import JobSpec, expand_job
+    from tests.workers.helpers import job_spec
     from workers.driver import _ensure_optuna_schema
     from workers.search import EnvironmentRDBStorage, TolerantOptunaSearch, optuna_storage_url
     from workers.space import JobSpace
@@ -142,15 +144,11 @@ def test_the_drivers_optuna_search_waits_out_an_outage_too(outage: tuple[str, An
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _ensure_optuna_schema(url)
     store = JobStore.connect(Settings(database_url=url, lease_seconds=30), job_id)
-    space = JobSpace.from_spec(
-        [
-            {
-                "batch_size": {"family": "constant", "b0": {"choice": [8, 16]}},
-                "lr": {"family": "constant", "lr0": 0.1},
-            }
-        ],
-        0.9,
-    )
+    candidate = {
+        "batch_size": {"family": "constant", "b0": {"choice": [8, 16]}},
+        "lr": {"family": "constant", "lr0": 0.1},
+    }
+    space = JobSpace(expand_job(JobSpec.model_validate(job_spec(space=[candidate]))))
     searcher = TolerantOptunaSearch(
         retry=store.retrying,
         space=space,
@@ -165,7 +163,7 @@ def test_the_drivers_optuna_search_waits_out_an_outage_too(outage: tuple[str, An
         with caplog.at_level(logging.INFO, logger="workers.store"):
             shut(3.0)
             config = searcher.suggest("t1")  # during the outage
-        assert config is not None and config["schedule"]["batch_size"]["b0"] in (8, 16)
+        assert config is not None and config["trial"]["schedule"]["batch_size"]["b0"] in (8, 16)
     finally:
         store.close()
     lines = _lines(caplog, "workers.store")

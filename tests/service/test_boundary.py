@@ -14,10 +14,10 @@ CHECK = textwrap.dedent(
     """
     import json, sys
     import service.api.app, service.storage, service.storage.repository, service.jobspec, service.report
-    from service.jobspec import parse_job_spec, theory_warnings
+    from service.jobspec import parse_job, theory_warnings
     from schedules.tasks import catalogue
-    spec = parse_job_spec(json.loads(sys.argv[1]))
-    theory_warnings(spec)
+    job = parse_job(json.loads(sys.argv[1]))
+    theory_warnings(job)
     required = {"tabular-mlp": {"file": "t.npz"}, "image-folder": {"folder": "f"},
                 "text-transformer": {"file": "t"}}  # the generic tasks' required options
     for definition in catalogue().tasks.values():  # what GET /v1/tasks and the job checks read

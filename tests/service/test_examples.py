@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.jobspec import count_trials, parse_job_spec
+from service.jobspec import count_trials, parse_job
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.json"))
 
@@ -18,5 +18,5 @@ def test_there_is_an_example() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_is_a_valid_job(path: Path) -> None:
-    spec = parse_job_spec(json.loads(path.read_text()))
-    assert count_trials(spec) >= 1
+    job = parse_job(json.loads(path.read_text()))
+    assert count_trials(job) >= 1

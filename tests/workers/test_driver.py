@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.jobspec import JobSpec
+from service.jobspec import JobSpec, expand_job
 from service.storage.models import Trial
 from tests.workers.helpers import job_spec
 from workers.driver import optuna_summary, plan_job
@@ -29,7 +29,7 @@ def _trial(key: str, status: str, kind: str = "search") -> Trial:
 
 
 def test_plan_skips_finished_trials_and_restarts_unfinished_ones() -> None:
-    spec = JobSpec.model_validate(job_spec(search={"num_trials": 4}))
+    spec = expand_job(JobSpec.model_validate(job_spec(search={"num_trials": 4})))
     fresh = plan_job(spec, [])
     assert [p.key for p in fresh.given] == ["baseline:constant-32"]
     assert (fresh.n_search, fresh.trials_total, fresh.restarted) == (4, 5, 0)

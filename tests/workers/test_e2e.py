@@ -3,16 +3,19 @@ dispatcher starts by itself (no ``SCHEDSEARCH_RAY_ADDRESS``), a small job submit
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.serve import create_token, free_port
-from tests.workers.helpers import Proc, job_spec, wait_for
+from tests.support.serve import cli, create_token, free_port
+from tests.workers.helpers import Db, Proc, job_spec, wait_for
 from workers import raycluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -58,6 +61,33 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
             pytest.fail(f"the dispatcher left its local Ray running:\n{proc.log()}")
 
 
+def assert_reruns_alone(db_file: Path, job_id: str, trial_key: str, stored: list[dict[str, Any]]) -> None:
+    """``schedsearch train FILE`` with the trial's ``trials.config`` (read from the database itself) gives
+    the epochs the job stored for it."""
+    db = Db(f"sqlite:///{db_file}")
+    try:
+        (row,) = [t for t in db.trials(job_id) if t.trial_key == trial_key]
+    finally:
+        db.close()
+    spec_file, out = db_file.parent / "trial.json", db_file.parent / "rerun.json"
+    spec_file.write_text(json.dumps(row.config))
+    run = subprocess.run(
+        [*cli(), "train", str(spec_file), "--json", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SCHEDSEARCH_")},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rerun = json.loads(out.read_text())["records"]
+    assert [(r["epoch"], r["step"], r["sfo"], r["batch_size"], r["lr"]) for r in rerun] == [
+        (r["epoch"], r["step"], r["sfo"], r["batch_size"], r["lr"]) for r in stored
+    ]
+    for mine, theirs in zip(rerun, stored, strict=True):  # same spec and seed: the same numbers on CPU
+        for key in ("train_loss", "full_loss", "grad_norm", "test_loss", "test_acc"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-6), (key, mine, theirs)
+
+
 def test_small_job_over_http_with_local_ray(service: tuple[str, dict[str, str], Path]) -> None:
     url, headers, data_dir = service
     spec = job_spec(search={"num_trials": 3, "early_stopping": True})
@@ -94,6 +124,9 @@ def test_small_job_over_http_with_local_ray(service: tuple[str, dict[str, str], 
         summary = baseline["summary"]
         assert summary["sfo_to_target"] in sfo, summary
         assert summary["status"] == "completed"
+
+        # Its row's config, as the job's database holds it, is the trial spec it ran: it reruns alone.
+        assert_reruns_alone(data_dir / "schedsearch.db", job_id, baseline["trial_key"], points)
 
         report = client.get(f"/v1/jobs/{job_id}/report")
         assert report.status_code == 200, report.text

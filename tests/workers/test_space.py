@@ -7,7 +7,10 @@ from typing import Any
 import optuna
 import pytest
 
-from workers.space import JobSpace, distributions, fixed_points
+from schedules.space import distributions
+from service.jobspec import JobSpec, expand_job
+from tests.workers.helpers import job_spec
+from workers.space import JobSpace, given_points
 
 TWO_FAMILIES: list[dict[str, Any]] = [
     {
@@ -25,6 +28,13 @@ FIXED: dict[str, Any] = {
 }
 
 
+def _space(candidates: list[dict[str, Any]], momentum: Any) -> JobSpace:
+    """The job space of SMALL_JOB with these candidates and momentum (no baselines)."""
+    optimizer = {"name": "nshb", "momentum": momentum}
+    body = job_spec(space=candidates, optimizer=optimizer, baselines=[])
+    return JobSpace(expand_job(JobSpec.model_validate(body)))
+
+
 def _ask(space: JobSpace, seed: int = 0, n: int = 8) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(config, Optuna params) of n define-by-run trials on an in-memory study."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -38,7 +48,7 @@ def _ask(space: JobSpace, seed: int = 0, n: int = 8) -> list[tuple[dict[str, Any
 
 
 def test_family_choice_comes_first_and_conditions_the_parameters() -> None:
-    space = JobSpace.from_spec([*TWO_FAMILIES, FIXED], 0.9)
+    space = _space([*TWO_FAMILIES, FIXED], 0.9)
     assert len(space.candidates) == 2  # the fixed candidate is a given point, not searched
     seen = set()
     for config, params in _ask(space, n=12):
@@ -47,23 +57,25 @@ def test_family_choice_comes_first_and_conditions_the_parameters() -> None:
         seen.add(index)
         names = set(params) - {"candidate"}
         # only the chosen family's parameters exist, named with its index
-        assert names == {f"{index}.{name}" for name, _, _ in distributions(TWO_FAMILIES[index])}
-        assert config["schedule"]["batch_size"]["family"] == TWO_FAMILIES[index]["batch_size"]["family"]
-        assert config["momentum"] == 0.9 and config["_kind"] == "search"
+        assert names == {f"{index}.{name}" for name, _ in distributions(TWO_FAMILIES[index])}
+        trial = config["trial"]  # the trial spec
+        assert trial["schedule"]["batch_size"]["family"] == TWO_FAMILIES[index]["batch_size"]["family"]
+        assert trial["optimizer"]["momentum"] == 0.9 and config["_kind"] == "search"
     assert seen == {0, 1}
 
 
 def test_one_candidate_has_unprefixed_names_and_a_searched_momentum() -> None:
-    space = JobSpace.from_spec(TWO_FAMILIES[:1], {"uniform": [0.8, 0.95]})
+    space = _space(TWO_FAMILIES[:1], {"uniform": [0.8, 0.95]})
     for config, params in _ask(space, n=4):
         assert set(params) == {"batch_size.b0", "lr.lr0", "optimizer.momentum"}
-        assert 0.8 <= config["momentum"] <= 0.95
-        assert config["schedule"]["batch_size"]["b0"] in (16, 32)
-        assert 0.1 <= config["schedule"]["lr"]["lr0"] <= 1.0
+        trial = config["trial"]
+        assert 0.8 <= trial["optimizer"]["momentum"] <= 0.95
+        assert trial["schedule"]["batch_size"]["b0"] in (16, 32)
+        assert 0.1 <= trial["schedule"]["lr"]["lr0"] <= 1.0
 
 
 def test_same_seed_same_suggestions() -> None:
-    space = JobSpace.from_spec(TWO_FAMILIES, 0.9)
+    space = _space(TWO_FAMILIES, 0.9)
     assert _ask(space, seed=3) == _ask(space, seed=3)
     assert _ask(space, seed=3) != _ask(space, seed=4)
 
@@ -80,7 +92,7 @@ def test_grid_enumerates_discrete_values(limit: int, expected: int) -> None:
         "batch_size": {"family": "constant", "b0": {"choice": [16, 32]}},
         "lr": {"family": "constant", "lr0": 0.5},
     }
-    points = JobSpace.from_spec([candidate], {"choice": [0.0, 0.5, 0.9]}).grid(limit)
+    points = _space([candidate], {"choice": [0.0, 0.5, 0.9]}).grid(limit)
     assert len(points) == expected
     assert len({p.key for p in points}) == expected
     pairs = {(p.schedule["batch_size"]["b0"], p.momentum) for p in points}
@@ -90,6 +102,20 @@ def test_grid_enumerates_discrete_values(limit: int, expected: int) -> None:
 
 
 def test_fixed_points_are_baselines_then_fixed_candidates() -> None:
-    points = fixed_points([("paper-a", FIXED)], [TWO_FAMILIES[0], FIXED], 0.9)
+    body = job_spec(space=[TWO_FAMILIES[0], FIXED], baselines=[{"name": "paper-a", **FIXED}])
+    points = given_points(expand_job(JobSpec.model_validate(body)))
     assert [(p.key, p.kind) for p in points] == [("baseline:paper-a", "baseline"), ("fixed:1", "search")]
     assert points[0].config()["_key"] == "baseline:paper-a"
+
+
+def test_with_a_searched_momentum_every_candidate_is_searched_and_baselines_run_at_its_center() -> None:
+    """A fixed candidate still has its momentum to search. (Next to a candidate with distributions it used
+    to be neither searched nor run.)"""
+    body = job_spec(
+        space=[TWO_FAMILIES[0], FIXED],
+        optimizer={"momentum": {"choice": [0.5, 0.8, 0.9]}},
+        baselines=[{"name": "b", **FIXED}],
+    )
+    job = expand_job(JobSpec.model_validate(body))
+    assert JobSpace(job).candidates == (TWO_FAMILIES[0], FIXED)
+    assert [(p.key, p.momentum) for p in given_points(job)] == [("baseline:b", 0.8)]

@@ -18,11 +18,13 @@ from service.api.schemas import EventPublic, JobPublic, JobsPublic
 from service.api.strict import StrictJSONRoute
 from service.errors import InvalidInput, QuotaExceeded
 from service.jobspec import (
+    ExpandedJob,
     JobSpec,
     check_cost,
     check_data_root,
     check_job_spec,
     count_trials,
+    expand_job,
     theory_warnings,
 )
 from service.storage import repository as repo
@@ -41,9 +43,10 @@ def _request_hash(spec: JobSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
+def _check_limits(job: ExpandedJob, trials: int, settings: SettingsDep) -> JobSpec:
     """Per-job quotas (422: the job can never fit) and the default total SFO budget. Cheap: run before any
     check of the job's schedules, including the limit on what those checks may cost."""
+    spec = job.spec
     if trials > settings.max_trials_per_job:
         raise QuotaExceeded(
             f"the job has {trials} trials (search.num_trials + baselines) but max_trials_per_job="
@@ -62,7 +65,7 @@ def _check_limits(spec: JobSpec, trials: int, settings: SettingsDep) -> JobSpec:
                 value=settings.max_sfo_per_job,
                 retryable=False,
             )
-    fixed, searched = check_cost(spec)
+    fixed, searched = check_cost(job)
     epochs = spec.budget.max_epochs
     cost = epochs * (fixed + 2 * searched)
     if cost > settings.max_check_schedule_epochs:
@@ -124,15 +127,18 @@ def create_job(
         if replay is not None:
             response.status_code = status.HTTP_200_OK
             return JobPublic.model_validate(replay)
-    trials = count_trials(spec)
-    stored = _check_limits(spec, trials, settings)
+    # The one expansion of this submission (cheap: names and the paper's four strategies); the quota, the
+    # checks and the theory warnings all read it.
+    expanded = expand_job(spec)
+    trials = count_trials(expanded)
+    stored = _check_limits(expanded, trials, settings)
     errors = check_data_root(spec, settings.data_root)
     if not errors:
-        errors = check_job_spec(spec)
+        errors = check_job_spec(expanded)
     if errors:
         raise InvalidInput.from_details(errors)
     try:
-        warnings: list[Any] = theory_warnings(stored)
+        warnings: list[Any] = theory_warnings(expanded)
     except Exception as exc:  # the check is advisory: a bug in it must not block submissions
         log.exception("theory check failed for a submission of user %s", user.id)
         warnings = [{"schedule": None, "error": f"the theory check failed ({type(exc).__name__})"}]

@@ -52,6 +52,7 @@ def list_trials(
 
 @router.get("/{trial_id}", response_model=TrialPublic)
 def get_trial(job_id: str, trial_id: TrialId, session: SessionDep, user: CurrentUser) -> TrialPublic:
+    """One trial; its ``config`` is the trial spec it ran (``schedsearch train`` reruns it alone)."""
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
     return TrialPublic.model_validate(repo.get_trial(session, job_id=job_id, trial_id=trial_id))
 
