@@ -6,4 +6,4 @@ demo:
 test:
 	scripts/test.sh
 lint:
-	scripts/setup.sh && .venv/bin/ruff check . && .venv/bin/mypy schedules workers service
+	scripts/setup.sh && .venv/bin/ruff check . && .venv/bin/mypy schedules workers service cli

@@ -89,9 +89,7 @@ def _free_port() -> int:
 
 def _cli() -> list[str]:
     exe = shutil.which("schedsearch", path=str(Path(sys.executable).parent))
-    return (
-        [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
-    )
+    return [exe] if exe else [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
 
 
 @contextmanager

@@ -128,8 +128,8 @@ def cases(epochs: int, limit: int) -> dict[str, dict[str, Any]]:
 def submission_checks(body: dict[str, Any], settings: Any) -> str:
     """The route's checks before the insert; returns how they ended."""
     from service.api.routes.jobs import _check_limits
+    from service.errors import QuotaExceeded
     from service.jobspec import JobSpec, check_job_spec, count_trials, expand_job, theory_warnings
-    from service.storage.errors import QuotaExceeded
 
     job = expand_job(JobSpec.model_validate(body))
     try:

@@ -11,7 +11,7 @@ scripts/ensure-postgres.sh
 
 failed=()
 ruff check . || failed+=("ruff")
-mypy schedules workers service || failed+=("mypy")
+mypy schedules workers service cli || failed+=("mypy")
 set +e
 pytest "$@"
 status=$?

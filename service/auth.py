@@ -8,8 +8,8 @@ import secrets
 
 from sqlalchemy.orm import Session
 
+from service.errors import Unauthorized
 from service.storage import repository as repo
-from service.storage.errors import Unauthorized
 from service.storage.models import User
 
 TOKEN_PREFIX = "ss_"

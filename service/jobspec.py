@@ -173,6 +173,12 @@ class TaskSpec(_Strict):
         default_factory=dict, description="Task options (GET /v1/tasks lists each task's options)."
     )
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # In the API's document a task is the component Task: a union on ``name`` whose members give each
+        # installed task's options (generated from the definitions, ``service.api.openapi``).
+        return {"allOf": [{"$ref": "#/components/schemas/Task"}]}
+
 
 # ----------------------------------------------------------------------------------------------- the rest
 

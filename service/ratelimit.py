@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from service.storage.errors import RateLimited
+from service.errors import RateLimited
 
 
 class TokenBucket:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; None means sqlite:///<data_dir>/schedsearch.db. PostgreSQL: "
-        "postgresql+psycopg://user@host/db.",
+        "postgresql+psycopg://user@host/db (postgresql:// and postgres:// are read as that).",
     )
     data_root: Path | None = Field(
         default=None,
@@ -48,6 +48,17 @@ class Settings(BaseSettings):
         le=1000,
         description="Requests handled at once by one API process; keep <= db_pool_size + db_max_overflow.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_url(cls, url: str | None) -> str | None:
+        """Plain ``postgresql://`` and ``postgres://`` URLs (what hosting providers and libpq hand out) use
+        psycopg 3, the driver this project installs (SQLAlchemy's default for them is psycopg2). The one place
+        a URL is normalised: everything reads it through ``resolved_database_url``."""
+        for scheme in ("postgresql://", "postgres://"):
+            if url is not None and url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme) :]
+        return url
 
     @model_validator(mode="after")
     def _inflight_fits_pool(self) -> Settings:
@@ -100,7 +111,8 @@ class Settings(BaseSettings):
     submit_burst: int = Field(default=20, ge=1, description="Token-bucket size for POST /v1/jobs per user.")
 
     def resolved_database_url(self) -> str:
-        """The URL to connect to; the SQLite default lives under ``data_dir``."""
+        """The SQLAlchemy URL to connect to (normalised: ``_psycopg_url``); the SQLite default lives under
+        ``data_dir``."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'schedsearch.db').as_posix()}"

@@ -43,16 +43,15 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.errors import LeaseLost, NotFound
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import (
     DATABASE_FAULTS,
     make_engine,
     make_session_factory,
-    normalize_url,
     session_scope,
 )
-from service.storage.errors import LeaseLost, NotFound
 from service.storage.models import Job
 from service.storage.states import JOB_TERMINAL, JobStatus, TrialStatus
 from workers import raycluster, recovery
@@ -187,7 +186,7 @@ class Dispatcher:
     @property
     def factory(self) -> sessionmaker[Session]:
         if self._factory is None:
-            engine = make_engine(self.settings.resolved_database_url(), settings=self.settings)
+            engine = make_engine(settings=self.settings)
             self._factory = make_session_factory(engine)
         return self._factory
 
@@ -346,11 +345,11 @@ class Dispatcher:
             entrypoint_num_cpus=0,
         )
         with session_scope(self.factory) as s:
-            repo.update_job_progress(
+            repo.set_ray_job(
                 s,
                 job_id=job_id,
                 ray_job_id=submission_id,
-                ray_dashboard_url=f"{target.public_dashboard_url}/#/jobs/{submission_id}",
+                dashboard_url=f"{target.public_dashboard_url}/#/jobs/{submission_id}",
             )
             repo.add_job_event(
                 s,
@@ -449,7 +448,7 @@ class Dispatcher:
     def _maybe_active(self, job_id: str) -> bool:
         try:
             return not self._is_terminal(job_id)
-        except Exception:  # the database is unreachable: assume the job still runs
+        except DATABASE_FAULTS:  # the database is unreachable: assume the job still runs
             return True
 
     def _finish_cancel(self, job_id: str, message: str) -> None:
@@ -473,7 +472,7 @@ def _cancel_waited_s(job: Job | None) -> float | None:
 
 def _absolute_url(settings: Settings) -> URL:
     """The database URL with a SQLite file's path made absolute (a driver's working directory differs)."""
-    url = make_url(normalize_url(settings.resolved_database_url()))
+    url = make_url(settings.resolved_database_url())
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).resolve()))
     return url
@@ -498,30 +497,9 @@ def _driver_env(settings: Settings) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- entry points
 
 
-@dataclass
-class DispatcherThread:
-    """A dispatcher running in a daemon thread (``schedsearch serve`` with the embedded dispatcher)."""
-
-    dispatcher: Dispatcher
-    thread: threading.Thread
-    stop_event: threading.Event
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout_s)
-
-
 def run_embedded(settings: Settings, stop: threading.Event) -> None:
-    """The embedded dispatcher of ``schedsearch serve`` (``service/cli/server.py`` runs this in a thread)."""
+    """The embedded dispatcher of ``schedsearch serve`` (``cli/server.py`` runs this in a thread)."""
     Dispatcher(settings).run(stop)
-
-
-def start_in_thread(settings: Settings, **kwargs: Any) -> DispatcherThread:
-    dispatcher = Dispatcher(settings, **kwargs)
-    stop = threading.Event()
-    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="schedsearch-dispatcher", daemon=True)
-    thread.start()
-    return DispatcherThread(dispatcher, thread, stop)
 
 
 def run_forever(settings: Settings, **kwargs: Any) -> int:

@@ -38,7 +38,7 @@ from schedules.spec import SpecError
 from service.jobspec import ExpandedJob, JobSpec, expand_job
 from service.objectives import OBJECTIVES
 from service.settings import Settings
-from service.storage.db import is_database_fault, normalize_url
+from service.storage.db import is_database_fault
 from service.storage.models import Trial
 from service.storage.states import TRIAL_TERMINAL, JobStatus, TrialStatus
 from workers.failures import one_sentence
@@ -109,23 +109,8 @@ def plan_job(job: ExpandedJob, existing: Sequence[Trial]) -> JobPlan:
 # ------------------------------------------------------------------------------------------- optuna
 
 
-def optuna_storage_url(database_url: str) -> str:
-    """Where the job's Optuna studies live, next to the service's tables but apart from them (both use a
-    table named ``trials``): a sibling SQLite file ``<name>-optuna.db``, or the ``optuna`` schema of the
-    same PostgreSQL database. ``optuna-dashboard <this URL>`` opens it."""
-    url = make_url(normalize_url(database_url))
-    if url.get_backend_name() == "sqlite":
-        db = Path(url.database or "schedsearch.db")
-        return str(url.set(database=str(db.with_name(f"{db.stem}-optuna{db.suffix or '.db'}"))))
-    if url.get_backend_name() == "postgresql":
-        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
-            hide_password=False
-        )
-    return str(url.render_as_string(hide_password=False))
-
-
 def _ensure_optuna_schema(database_url: str) -> None:
-    url = make_url(normalize_url(database_url))
+    url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
         return
     from sqlalchemy import create_engine, text
@@ -155,7 +140,7 @@ def _fail_stale_optuna_trials(storage: Any, study_name: str) -> int:
 def optuna_summary(database_url: str, study_name: str) -> dict[str, str]:
     """The study as the job summary shows it to the job's owner: its name and where it lives, in words; the
     storage URL (user, host, database, password, file path) stays with the operator (docs/workers.md)."""
-    backend = make_url(normalize_url(database_url)).get_backend_name()
+    backend = make_url(database_url).get_backend_name()
     where = (
         "the optuna schema of the service's PostgreSQL database"
         if backend == "postgresql"
@@ -381,7 +366,7 @@ def _build_searcher(run: JobRun) -> Any:
     suggestions still missing."""
     import optuna
 
-    from workers.search import EnvironmentRDBStorage, JobSearcher, TolerantOptunaSearch
+    from workers.search import EnvironmentRDBStorage, JobSearcher, TolerantOptunaSearch, optuna_storage_url
 
     spec, plan = run.spec, run.plan
     inner = None

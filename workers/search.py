@@ -17,17 +17,35 @@ import logging
 import math
 import pickle
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from sqlalchemy.engine import make_url
 
 from service.storage.db import DATABASE_FAULTS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def optuna_storage_url(database_url: str) -> str:
+    """Where the job's Optuna studies live, next to the service's tables but apart from them (both use a
+    table named ``trials``): a sibling SQLite file ``<name>-optuna.db``, or the ``optuna`` schema of the
+    same PostgreSQL database. ``optuna-dashboard <this URL>`` opens it. ``database_url`` is the settings'
+    ``resolved_database_url()`` (already a SQLAlchemy URL)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        db = Path(url.database or "schedsearch.db")
+        return str(url.set(database=str(db.with_name(f"{db.stem}-optuna{db.suffix or '.db'}"))))
+    if url.get_backend_name() == "postgresql":
+        return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
+            hide_password=False
+        )
+    return str(url.render_as_string(hide_password=False))
 
 
 class EnvironmentRDBStorage(optuna.storages.RDBStorage):
@@ -46,7 +64,6 @@ class EnvironmentRDBStorage(optuna.storages.RDBStorage):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         from service.settings import Settings
-        from workers.driver import optuna_storage_url
 
         super().__setstate__({**state, "url": optuna_storage_url(Settings().resolved_database_url())})
 

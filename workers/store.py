@@ -65,7 +65,7 @@ class JobStore:
 
     @classmethod
     def connect(cls, settings: Settings, job_id: str) -> JobStore:
-        engine = make_engine(settings.resolved_database_url(), settings=settings)
+        engine = make_engine(settings=settings)
         return cls(make_session_factory(engine), job_id, retry_s=settings.lease_seconds)
 
     def close(self) -> None:
@@ -174,8 +174,9 @@ class JobStore:
 
     # -- the job
 
-    def progress(self, **values: Any) -> None:
-        self._unit(lambda s: repo.update_job_progress(s, job_id=self.job_id, **values))
+    def progress(self, *, trials_total: int) -> None:
+        """The job's planned number of trials (its progress is then refreshed from the trial rows)."""
+        self._unit(lambda s: repo.set_trials_total(s, job_id=self.job_id, trials_total=trials_total))
 
     def event(self, kind: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         self._unit(lambda s: repo.add_job_event(s, job_id=self.job_id, kind=kind, message=message, data=data))

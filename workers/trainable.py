@@ -27,9 +27,6 @@ from workers.space import TRIAL
 
 logger = logging.getLogger(__name__)
 
-# What an epoch report carries besides the EpochRecord fields.
-REPORT_EXTRA = ("objective", "node_id", "final", "summary", "error", "train_wall_s")
-
 
 def record_dict(record: Any) -> dict[str, Any]:
     to_json = getattr(record, "to_json", None)

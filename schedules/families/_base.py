@@ -339,3 +339,20 @@ class LRSchedule(Family):
     def batch_multiplier(self, epoch: int, horizon: HorizonLike) -> float:
         """Factor on the batch size at ``epoch``; 1.0 except for Seesaw, which trades LR cuts for batch."""
         return 1.0
+
+
+def parse_family(d: Any, field: str, registry: Mapping[str, type[Family]], kind: str) -> Family:
+    """The family ``d["family"]`` of ``registry`` built from the rest of ``d``; SpecError names
+    ``field.<param>`` on any problem (an unknown family lists the registry's names)."""
+    if not isinstance(d, Mapping):
+        raise SpecError(field, d, f"must be a {kind} family dict such as {{'family': ..., <params>}}")
+    if "family" not in d:
+        raise missing_error(f"{field}.family", f"is required (one of {', '.join(registry)})")
+    name = d["family"]
+    if not isinstance(name, str) or name not in registry:
+        raise SpecError(f"{field}.family", name, f"must be one of {', '.join(registry)}")
+    params = {k: v for k, v in d.items() if k != "family"}
+    try:
+        return registry[name].from_params(params)
+    except SpecError as exc:
+        raise exc.with_prefix(field) from None

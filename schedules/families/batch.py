@@ -185,3 +185,10 @@ class AdaptiveBatch(BatchSchedule):
     def at(self, epoch: int, horizon: HorizonLike) -> int:
         # The plan of an adaptive run is its stage-0 plan; the trainer replaces it as k moves.
         return self.b0
+
+
+#: The explicit registry of batch-size families, by JSON name (``schedules.families.registry.parse_batch``
+#: reads it).
+BATCH_FAMILIES: dict[str, type[BatchSchedule]] = {
+    cls.family: cls for cls in (ConstantBatch, ExpGrowthBatch, LinearGrowthBatch, AdaptiveBatch)
+}

@@ -19,6 +19,7 @@ from schedules.families._base import (
     SpecError,
     missing_error,
     param,
+    parse_family,
     stage_of,
 )
 from schedules.families.batch import affine_stage_value
@@ -245,15 +246,15 @@ class SeesawLR(LRSchedule):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SeesawLR:
-        from schedules.families.registry import parse_lr  # the registry imports this module
-
         if "base" not in params:
             raise missing_error("base", "is required for seesaw (a per-epoch LR family dict)")
         base = params["base"]
         if not isinstance(base, Mapping):
             raise SpecError("base", base, "must be an LR family dict for seesaw")
         rest = {k: v for k, v in params.items() if k != "base"}
-        built = super().from_params({**rest, "base": parse_lr(base, field="base")})
+        # Any LR family parses here; __post_init__ then names the per-epoch decays Seesaw accepts.
+        parsed = parse_family(base, "base", LR_FAMILIES, "learning-rate")
+        built = super().from_params({**rest, "base": parsed})
         assert isinstance(built, SeesawLR)
         return built
 
@@ -283,7 +284,27 @@ class SeesawLR(LRSchedule):
         return float(self.alpha ** self.cuts(epoch, horizon))
 
 
+#: The explicit registry of LR families, by JSON name (``schedules.families.registry.parse_lr`` reads it;
+#: Seesaw parses its base with it).
+LR_FAMILIES: dict[str, type[LRSchedule]] = {
+    cls.family: cls
+    for cls in (
+        ConstantLR,
+        DiminishingLR,
+        LinearLR,
+        PolyLR,
+        CosineLR,
+        StepDecayLR,
+        ExpGrowthLR,
+        WarmupConstLR,
+        WarmupCosineLR,
+        SeesawLR,
+    )
+}
+
+
 __all__ = [
+    "LR_FAMILIES",
     "SEESAW_BASES",
     "ConstantLR",
     "CosineLR",

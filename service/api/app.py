@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from service.api import errors, faults, openapi
+from service.api import errors, openapi
 from service.api.inflight import InflightLimitMiddleware
 from service.api.limits import BodyLimitMiddleware
 from service.api.responses import SafeJSONResponse
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
         default_response_class=SafeJSONResponse,
     )
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
@@ -52,8 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rate_per_minute=settings.submit_rate_per_minute, burst=settings.submit_burst
     )
     app.state.telemetry = Telemetry()
-    errors.install(app)
-    faults.install(app)  # database down -> 503; NaN in a 422 body stays renderable
+    errors.install(app)  # every error status: domain errors, database down (503), renderable 422s
     openapi.install(app)  # the schedule schemas generated from the families
     for module in (jobs, trials, results, schedules, tasks):
         app.include_router(module.router, responses=AUTHED_RESPONSES)

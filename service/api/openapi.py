@@ -1,8 +1,11 @@
-"""The OpenAPI document: FastAPI's, plus the schedule schemas and the statuses every route can answer.
+"""The OpenAPI document: FastAPI's, plus the schedule and task schemas and the statuses every route can
+answer.
 
-The job spec's schedule fields are free-form dicts to pydantic (the ``schedules`` families validate them,
-with their own messages), so their schema comes from ``schedules.schema``, generated from the family
-dataclasses and the distribution grammar; the job spec's fields point at those components. Generated
+The job spec's schedule fields and its task options are free-form dicts to pydantic (the ``schedules``
+families and the task definitions validate them, with their own messages), so their schema comes from
+``schedules.schema``, generated from the family dataclasses and the distribution grammar, and from
+``schedules.tasks.schema``, generated from the definitions of the tasks installed here (read from the
+catalogue when the document is first built); the job spec's fields point at those components. Generated
 requests (schemathesis) then reach the path that stores a job, and a client can be generated from it.
 """
 
@@ -55,6 +58,17 @@ def schedule_components() -> dict[str, dict[str, Any]]:
     return out
 
 
+def task_components() -> dict[str, dict[str, Any]]:
+    """``schedules.tasks.schema.components()`` of the installed tasks: ``Task``, the union on ``name`` that
+    the job spec's ``task`` refers to, and one component per task with its options."""
+    from schedules.tasks import catalogue
+    from schedules.tasks.schema import components
+
+    out = components(catalogue().tasks.values())
+    _bound_integers(out)
+    return out
+
+
 def _bound_integers(node: Any) -> None:
     """Give every integer schema without a bound the API's own: integers past 64 bits are refused anywhere
     in a body (``service.strictjson``)."""
@@ -84,7 +98,7 @@ TOO_LARGE: Responses = {413: error("The request body exceeds max_body_bytes.")}
 
 
 def install(app: FastAPI) -> None:
-    """Make ``app.openapi()`` return FastAPI's document with the schedule components added."""
+    """Make ``app.openapi()`` return FastAPI's document with the schedule and task components added."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -92,7 +106,7 @@ def install(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            added = schedule_components()
+            added = {**schedule_components(), **task_components()}
             clash = sorted(set(schemas) & set(added))
             if clash:
                 raise RuntimeError(f"OpenAPI component names used twice: {clash}")

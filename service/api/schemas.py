@@ -1,15 +1,27 @@
-"""Response models: a small family per entity (``JobPublic``, ``JobsPublic(data, count)``, ...)."""
+"""Response models: a small family per entity (``JobPublic``, ``JobsPublic(data, count)``, ...).
+
+The ``...Public`` models of stored rows read the ORM objects directly (``from_attributes``):
+``JobPublic.model_validate(job)``, ``TrialPublic.model_validate(trial)`` (whose ``config`` is read as the
+trial spec the trial ran, rows of the older shape included).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    WithJsonSchema,
+    model_validator,
+)
 
-from service.jobspec import JobSpec, StrictModel, stored_trial_spec
-from service.storage.models import Job, Trial, TrialMetric
+from service.jobspec import StrictModel, stored_trial_spec
+from service.storage.models import Trial, TrialMetric
 
 
 class ErrorPublic(BaseModel):
@@ -21,6 +33,8 @@ class ErrorPublic(BaseModel):
 
 
 class Progress(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # service.storage.models.JobProgress
+
     trials_total: int
     trials_finished: int
     sfo_spent: int
@@ -28,6 +42,8 @@ class Progress(BaseModel):
 
 
 class TrialPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     job_id: str
     trial_key: str
@@ -48,28 +64,17 @@ class TrialPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
+    @model_validator(mode="wrap")
     @classmethod
-    def of(cls, trial: Trial, *, spec: JobSpec | Mapping[str, Any] | None) -> TrialPublic:
-        """The trial as the API shows it; ``spec`` (its job's, or the job's stored JSON) reads a row of the
-        older shape as its trial spec (``service.jobspec.stored_trial_spec``)."""
-        return cls(
-            id=trial.id,
-            job_id=trial.job_id,
-            trial_key=trial.trial_key,
-            kind=trial.kind,
-            name=trial.name,
-            status=trial.status,
-            objective=trial.objective,
-            sfo=trial.sfo,
-            epochs=trial.epochs,
-            config=stored_trial_spec(trial.config, spec),
-            summary=trial.summary,
-            node_id=trial.node_id,
-            error=trial.error,
-            created_at=trial.created_at,
-            started_at=trial.started_at,
-            finished_at=trial.finished_at,
-        )
+    def _config_as_trial_spec(cls, data: Any, handler: ModelWrapValidatorHandler[TrialPublic]) -> TrialPublic:
+        """A stored row's ``config`` is shown as the trial spec it ran: a row of the older shape is read
+        through its job's spec (``service.jobspec.stored_trial_spec``, the one place that reads old rows).
+        ``trial.job`` is a many-to-one read from the session's identity map while the job is loaded (a
+        listing's trials share one job: one query at most)."""
+        trial = handler(data)
+        if isinstance(data, Trial):
+            trial.config = stored_trial_spec(data.config, data.job.spec)
+        return trial
 
 
 class TrialsPublic(BaseModel):
@@ -80,15 +85,19 @@ class TrialsPublic(BaseModel):
 
 
 class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     status: str
     objective: str
-    owner: str
+    owner: str = Field(validation_alias="owner_name")
     progress: Progress
     best_trial: TrialPublic | None = None
     best_value: float | None
-    warnings: list[Any] = Field(description="Theory-check findings for the job's fixed schedules.")
+    warnings: Annotated[list[Any], BeforeValidator(lambda v: v or [])] = Field(
+        description="Theory-check findings for the job's fixed schedules."
+    )
     error: str | None
     ray_dashboard_url: str | None = Field(description="Where to watch the job's trials, once known.")
     summary: dict[str, Any] | None
@@ -97,34 +106,6 @@ class JobPublic(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-    @classmethod
-    def of(cls, job: Job, *, owner: str, best: Trial | None = None) -> JobPublic:
-        budget = job.spec.get("budget", {}) if isinstance(job.spec, dict) else {}
-        return cls(
-            id=job.id,
-            name=job.name,
-            status=job.status,
-            objective=job.objective,
-            owner=owner,
-            progress=Progress(
-                trials_total=job.trials_total,
-                trials_finished=job.trials_finished,
-                sfo_spent=job.sfo_spent,
-                sfo_budget=budget.get("total_sfo"),
-            ),
-            best_trial=TrialPublic.of(best, spec=job.spec) if best is not None else None,
-            best_value=job.best_value,
-            warnings=list(job.warnings or []),
-            error=job.error,
-            ray_dashboard_url=job.ray_dashboard_url,
-            summary=job.summary,
-            spec=job.spec,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-        )
 
 
 class JobsPublic(BaseModel):
@@ -147,6 +128,8 @@ class MetricsPublic(BaseModel):
 
 
 class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str
     message: str
     data: dict[str, Any] | None

@@ -4,7 +4,7 @@
 request parses it strictly. A body that is not strict JSON does not fail there (FastAPI would answer an
 undocumented 400 before authentication); it becomes an :class:`InvalidBody` value, so the route's
 dependencies (authentication, the submit rate limit) run first, and the validation error handler
-(``service.api.faults``) answers the 422 with the exact location of each problem.
+(``service.api.errors``) answers the 422 with the exact location of each problem.
 """
 
 from __future__ import annotations

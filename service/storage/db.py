@@ -2,7 +2,7 @@
 
 Repository functions only flush; a unit of work commits through :func:`session_scope`::
 
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     factory = make_session_factory(engine)
     with session_scope(factory) as session:
         job = repository.claim_job(session, owner="dispatcher-1", lease_seconds=60)
@@ -33,19 +33,12 @@ def is_database_fault(exc: BaseException) -> bool:
     return isinstance(exc, DATABASE_FAULTS)
 
 
-def normalize_url(url: str) -> str:
-    """Use psycopg 3 for plain ``postgresql://`` URLs (psycopg2 is not a dependency)."""
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    if url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url[len("postgres://") :]
-    return url
-
-
 def make_engine(url: str | None = None, *, settings: Settings | None = None) -> Engine:
-    """Create an engine; for SQLite make the parent directory and set WAL, busy timeout and foreign keys."""
+    """An engine for ``url``, a SQLAlchemy URL (default: the settings' ``resolved_database_url()``); pool
+    sizes and the SQLite busy timeout come from ``settings``. For SQLite it makes the parent directory and
+    sets WAL, the busy timeout and foreign keys."""
     settings = settings or get_settings()
-    url = normalize_url(url or settings.resolved_database_url())
+    url = url or settings.resolved_database_url()
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.database not in (None, "", ":memory:"):  # in-memory SQLite: a one-connection pool
@@ -95,8 +88,3 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def is_postgres(session_or_engine: Session | Engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
-    return bind.dialect.name == "postgresql"

@@ -11,12 +11,9 @@ from sqlalchemy import Engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if url is not None:
-        # ConfigParser interpolation would choke on '%' in passwords.
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

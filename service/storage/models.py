@@ -7,6 +7,7 @@ and these models agree. Timestamps are timezone-aware UTC in Python on both data
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +101,16 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a job is: trials finished of the total, SFO spent of the budget (``budget.total_sfo``)."""
+
+    trials_total: int
+    trials_finished: int
+    sfo_spent: int
+    sfo_budget: int | None
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -144,6 +155,22 @@ class Job(Base):
 
     trials: Mapped[list[Trial]] = relationship(back_populates="job", cascade="all, delete-orphan")
     events: Mapped[list[JobEvent]] = relationship(back_populates="job", cascade="all, delete-orphan")
+    owner: Mapped[User] = relationship()
+    # best_trial_id is not a foreign key (a trial row refers to its job already); read-only, and a plain
+    # many-to-one on the primary key, so a trial already in the session is not read again.
+    best_trial: Mapped[Trial | None] = relationship(
+        primaryjoin="foreign(Job.best_trial_id) == Trial.id", viewonly=True
+    )
+
+    @property
+    def owner_name(self) -> str:
+        return self.owner.name
+
+    @property
+    def progress(self) -> JobProgress:
+        budget = self.spec.get("budget") if isinstance(self.spec, dict) else None
+        total_sfo = budget.get("total_sfo") if isinstance(budget, dict) else None
+        return JobProgress(self.trials_total, self.trials_finished, self.sfo_spent, total_sfo)
 
 
 class Trial(Base):

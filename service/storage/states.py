@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from service.storage.errors import InvalidTransition
+from service.errors import InvalidTransition
 
 
 class JobStatus(StrEnum):

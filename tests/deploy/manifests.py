@@ -88,7 +88,7 @@ def cli_subcommands() -> set[str]:
     """The subcommands registered in the ``schedsearch`` parser, as the console script would see them."""
     import argparse
 
-    from service.cli import build_parser
+    from cli import build_parser
 
     parser = build_parser()
     for action in parser._actions:

@@ -67,6 +67,20 @@ def test_dockerfiles_copy_existing_paths_and_install_the_workers_extra() -> None
     assert "\nworkers = [" in pyproject
 
 
+def test_dockerfiles_copy_every_installed_package() -> None:
+    """The image installs what pyproject's packages.find includes; a package not copied (the CLI when it left
+    service/) would leave the `schedsearch` entry point without its module."""
+    import tomllib
+
+    pyproject = tomllib.loads((m.ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert pyproject["project"]["scripts"]["schedsearch"].split(":")[0] in packages
+    for name in ("Dockerfile.cpu", "Dockerfile.cuda"):
+        lines = (m.ROOT / "deploy" / "docker" / name).read_text().splitlines()
+        copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
+        assert packages <= copied, f"{name} does not copy {sorted(packages - copied)}"
+
+
 def test_postgres_has_a_volume_and_a_healthcheck(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
     volume = postgres["volumes"][0].split(":")

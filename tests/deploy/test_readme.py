@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from service.cli import build_parser
+from cli import build_parser
 from tests.deploy.manifests import ROOT
 
 README = ROOT / "README.md"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.cli import build_parser
+from cli import build_parser
 from service.jobspec import check_data_root, parse_job_spec
 from tests.deploy.manifests import ROOT
 

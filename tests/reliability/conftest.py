@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
 from service.settings import Settings
-from service.storage.models import Base
+from tests.support.storage import row_counts
 from tests.support.users import make_user as make_user  # a fixture, shared with the other in-process suite
 
 
@@ -33,15 +31,6 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     # would see it, not as an exception inside the test.
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
-
-
-def row_counts(factory: sessionmaker[Session]) -> dict[str, int]:
-    """Rows in every table: a request that was refused must leave all of them unchanged."""
-    with factory() as session:
-        return {
-            table.name: int(session.execute(select(func.count()).select_from(table)).scalar_one())
-            for table in Base.metadata.sorted_tables
-        }
 
 
 @pytest.fixture

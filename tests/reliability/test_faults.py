@@ -20,9 +20,9 @@ from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
 from service.storage.migrate import upgrade
 from service.storage.models import Job, Trial, TrialMetric
-from tests.conftest import set_pg_connections
 from tests.reliability.serve import Server, create_token, free_port, server_env
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
+from tests.support.postgres import set_pg_connections
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,7 @@ from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, session_scope
 from service.storage.migrate import upgrade
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 pytestmark = pytest.mark.slow
 
@@ -60,12 +60,13 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
     settings = Settings(
         database_url=f"sqlite:///{data / 'fuzz.db'}",
         data_dir=data,
+        data_root=data / "task-data",  # tasks that read files under a data root are accepted too
         embedded_dispatcher=False,
         # Generated jobs are many; the limits under test elsewhere must not turn them all into 429s here.
         submit_burst=10_000,
         max_active_jobs_per_user=10_000,
     )
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     upgrade(engine)
     engine.dispose()
     app = create_app(settings)
@@ -185,3 +186,42 @@ def test_generated_submissions_are_accepted_and_stored(fuzz_app: Fixture) -> Non
     with session_scope(fuzz_app.app.state.session_factory) as session:
         stored = {j.id for j in repo.list_jobs(session, limit=10_000)[0]}
     assert set(fuzz_app.accepted) <= stored
+
+
+def test_generated_task_options_are_accepted_and_stored(fuzz_app: Fixture) -> None:
+    """The job spec's task has a precise schema too (a union on ``name``, each member with its task's
+    options): tasks generated from it, in an otherwise valid job, are accepted and stored with their options;
+    only what the schema leaves to words may be refused (a path's rules, a task's cross-option rule)."""
+    from fastapi.testclient import TestClient
+
+    [operation] = [
+        op for op in _operations(fuzz_app.app) if (op.method.upper(), op.path) == ("POST", "/v1/jobs")
+    ]
+    tasks = operation.as_strategy(generation_mode=GenerationMode.POSITIVE).map(lambda case: case.body["task"])
+    accepted: list[dict[str, Any]] = []
+    refused: list[str] = []
+
+    @hypothesis.settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(task=tasks)
+    def run(task: dict[str, Any]) -> None:
+        with TestClient(fuzz_app.app) as client:
+            response = client.post("/v1/jobs", json={**JOB, "task": task}, headers=fuzz_app.headers)
+            if response.status_code == 202:
+                stored = client.get(f"/v1/jobs/{response.json()['id']}", headers=fuzz_app.headers)
+                assert stored.json()["spec"]["task"] == {"options": {}, **task}
+                accepted.append(task)
+                return
+        assert response.status_code == 422, response.text
+        [problem] = response.json()["detail"]
+        assert problem["loc"][:3] == ["body", "task", "options"], problem
+        refused.append(problem["msg"])
+
+    run()
+    assert any(t.get("options") for t in accepted), (accepted, refused)
+    assert len({t["name"] for t in accepted}) >= 3, accepted

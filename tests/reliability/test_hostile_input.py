@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 CONST_LR = {"family": "constant", "lr0": 0.1}
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, make_session_factory, session_scope
-from tests.conftest import set_pg_connections
+from tests.support.postgres import set_pg_connections
 from workers.store import JobStore, TrialUpdate
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -135,8 +135,8 @@ def test_the_drivers_optuna_search_waits_out_an_outage_too(outage: tuple[str, An
 
     from service.jobspec import JobSpec, expand_job
     from tests.workers.helpers import job_spec
-    from workers.driver import _ensure_optuna_schema, optuna_storage_url
-    from workers.search import EnvironmentRDBStorage, TolerantOptunaSearch
+    from workers.driver import _ensure_optuna_schema
+    from workers.search import EnvironmentRDBStorage, TolerantOptunaSearch, optuna_storage_url
     from workers.space import JobSpace
 
     url, shut = outage

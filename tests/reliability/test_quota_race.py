@@ -14,7 +14,7 @@ from service.settings import Settings
 from service.storage.db import make_engine
 from service.storage.migrate import upgrade
 from tests.reliability.serve import Server, create_token, free_port, server_env
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 pytestmark = pytest.mark.slow
 

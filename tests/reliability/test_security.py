@@ -24,7 +24,7 @@ from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import session_scope
 from service.storage.models import Base
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from cli import main
 from schedules.spec import SpecError, TrialSpec
 from schedules.tasks import catalogue, datafiles, imagefolder
 from schedules.tasks.runtime import TensorData, load_task
 from schedules.trainer import train
-from service.cli import main
 from tests.support.datafiles import (
     TABULAR_ROWS,
     tabular_arrays,

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 CHECK = textwrap.dedent(
     """

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from schedules.space import distribution_paths
 from service.jobspec import JobSpec, count_trials, expand_job
 from service.objectives import is_better, objective_value
-from tests.service.api.conftest import JOB, job_body
+from tests.support.jobs import JOB, job_body
 
 CONSTANT = {"batch_size": {"family": "constant", "b0": 32}, "lr": {"family": "constant", "lr0": 0.1}}
 

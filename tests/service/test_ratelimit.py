@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from service.errors import RateLimited
 from service.ratelimit import TokenBucket
-from service.storage.errors import RateLimited
 
 
 def test_burst_then_refill() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 from tests.support.serve import Server, create_token, free_port
 
 pytestmark = pytest.mark.slow

@@ -22,9 +22,7 @@ def free_port() -> int:
 
 def cli() -> list[str]:
     exe = shutil.which("schedsearch", path=str(Path(sys.executable).parent))
-    return (
-        [exe] if exe else [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
-    )
+    return [exe] if exe else [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
 
 
 def create_token(env: dict[str, str], user: str) -> str:

@@ -20,7 +20,7 @@ from service.storage.models import Job, Trial, TrialMetric
 from tests.support.serve import cli
 
 if TYPE_CHECKING:
-    from tests.workers.conftest import Cluster
+    from tests.support.cluster import Cluster
 
 DIGITS_N_TRAIN = 1347  # digits-mlp training examples with the default split (SFO of one epoch)
 

@@ -18,8 +18,8 @@ import pytest
 
 from service.storage import repository as repo
 from service.storage.db import session_scope
-from tests.conftest import fresh_pg_database, pg_unavailable_reason
-from tests.workers.conftest import Cluster
+from tests.support.cluster import Cluster
+from tests.support.postgres import fresh_pg_database, pg_unavailable_reason
 from tests.workers.helpers import (
     DIGITS_N_TRAIN,
     Db,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.conftest import Cluster
+from tests.support.cluster import Cluster
 from tests.workers.helpers import (
     DIGITS_N_TRAIN,
     Db,

@@ -208,6 +208,10 @@ def test_a_row_of_the_older_shape_reads_as_its_trial_spec(
     assert shown["config"] == _expected(0.85)  # the API's trial view
     listed = client.get(f"/v1/jobs/{job_id}/trials", headers=alice).json()["data"]
     assert listed[0]["config"] == _expected(0.85)
+    with session_scope(app.state.session_factory) as s:  # the job's best trial: the same response model
+        repo.get_job(s, job_id=job_id).best_trial_id = trial_id
+    best = client.get(f"/v1/jobs/{job_id}", headers=alice).json()["best_trial"]
+    assert best["config"] == _expected(0.85)
     with session_scope(app.state.session_factory) as s:  # the report reads its schedule
         from service.report import trial_schedule
 

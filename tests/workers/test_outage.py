@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import set_pg_connections
-from tests.workers.conftest import Cluster
+from tests.support.cluster import Cluster
+from tests.support.postgres import set_pg_connections
 from tests.workers.helpers import (
     DIGITS_N_TRAIN,
     Db,

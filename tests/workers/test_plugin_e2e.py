@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cluster import Cluster
 from tests.support.serve import Server, create_token, free_port
-from tests.workers.conftest import Cluster
 from tests.workers.helpers import dispatcher_env, migrated_sqlite, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.workers.conftest import Cluster
+from tests.support.cluster import Cluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

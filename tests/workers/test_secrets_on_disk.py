@@ -21,7 +21,7 @@ import pytest
 from service.settings import Settings
 from service.storage.db import make_engine
 from service.storage.migrate import upgrade
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, fresh_pg_database, pg_unavailable_reason
+from tests.support.postgres import PG_HOST, PG_PORT, PG_USER, fresh_pg_database, pg_unavailable_reason
 from tests.workers.helpers import Db, Proc, job_spec
 from workers import raycluster
 

@@ -1,9 +1,7 @@
-"""Pure logic of the workers: the job space as Optuna define-by-run, grid and given points, ASHA rungs, the
-objective the searcher sees, the restart plan and the Optuna storage URL. No Ray cluster needed."""
+"""``workers/space.py``: the job space as Optuna define-by-run, grid and given points (no Ray cluster)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import optuna
@@ -11,12 +9,8 @@ import pytest
 
 from schedules.space import distributions
 from service.jobspec import JobSpec, expand_job
-from service.storage.models import Trial
 from tests.workers.helpers import job_spec
-from workers.driver import optuna_storage_url, plan_job
-from workers.search import asha_rungs
 from workers.space import JobSpace, given_points
-from workers.trainable import ObjectiveTracker
 
 TWO_FAMILIES: list[dict[str, Any]] = [
     {
@@ -125,127 +119,3 @@ def test_with_a_searched_momentum_every_candidate_is_searched_and_baselines_run_
     job = expand_job(JobSpec.model_validate(body))
     assert JobSpace(job).candidates == (TWO_FAMILIES[0], FIXED)
     assert [(p.key, p.momentum) for p in given_points(job)] == [("baseline:b", 0.8)]
-
-
-@pytest.mark.parametrize(
-    ("max_t", "per_epoch", "n_search", "expected"),
-    [
-        (30_000, 1_000, 24, (30_000 / 9, 3.0)),  # many trials: rf 3, grace two rungs below max_t
-        (8_000, 1_000, 4, (2_000, 2.0)),  # few trials: rf 2
-        (3_000, 1_000, 4, (1_000, 2.0)),  # grace at least one epoch
-        (1_000, 1_000, 4, None),  # one epoch of budget: nothing to stop early
-        (30_000, 1_000, 1, None),  # a single searched trial: nothing to compare
-    ],
-)
-def test_asha_rungs(max_t: float, per_epoch: float, n_search: int, expected: Any) -> None:
-    assert asha_rungs(max_t, per_epoch, n_search) == expected
-
-
-@pytest.mark.parametrize(
-    ("objective", "norms", "expected"),
-    [
-        ("sfo_to_target", [0.5, 0.05, 0.01], 200.0),  # reached at the second epoch (sfo 200)
-        ("sfo_to_target", [0.5, 0.2], 2 * 1000 * (1 + math.log10(0.2 / 0.1))),  # penalty by the best norm
-        ("sfo_to_target", [0.5, math.nan], 100 * 1000),  # diverged: far above any penalty
-        ("final_grad_norm", [0.5, 0.2], 0.2),  # the current norm
-    ],
-)
-def test_objective_tracker(objective: str, norms: list[float], expected: float) -> None:
-    tracker = ObjectiveTracker(objective, target=0.1, cap_sfo=1000)
-    value = math.nan
-    for i, norm in enumerate(norms, start=1):
-        value = tracker.update(
-            {"sfo": 100 * i, "grad_norm": None if math.isnan(norm) else norm, "test_acc": 0.5}
-        )
-    assert value == pytest.approx(expected)
-
-
-def test_penalty_orders_trials_by_closeness_to_the_target() -> None:
-    close, far = ObjectiveTracker("sfo_to_target", 0.1, 1000), ObjectiveTracker("sfo_to_target", 0.1, 1000)
-    assert close.update({"sfo": 100, "grad_norm": 0.15}) < far.update({"sfo": 100, "grad_norm": 0.9})
-    assert close.value() > 1000  # above any SFO that reaches the target within the budget
-
-
-def _trial(key: str, status: str, kind: str = "search") -> Trial:
-    return Trial(
-        trial_key=key,
-        status=status,
-        kind=kind,
-        name=key,
-        config={"schedule": FIXED, "momentum": 0.9, "params": {}},
-    )
-
-
-def test_plan_skips_finished_trials_and_restarts_unfinished_ones() -> None:
-    spec = expand_job(JobSpec.model_validate(job_spec(search={"num_trials": 4})))
-    fresh = plan_job(spec, [])
-    assert [p.key for p in fresh.given] == ["baseline:constant-32"]
-    assert (fresh.n_search, fresh.trials_total, fresh.restarted) == (4, 5, 0)
-
-    existing = [
-        _trial("baseline:constant-32", "succeeded", "baseline"),  # finished: never again
-        _trial("a1", "succeeded"),
-        _trial("a2", "pruned"),
-        _trial("a3", "running"),  # unfinished: restarted with its stored config and key
-    ]
-    plan = plan_job(spec, existing)
-    assert [(p.key, p.schedule) for p in plan.given] == [("a3", FIXED)]
-    assert (plan.n_search, plan.trials_total, plan.restarted) == (1, 5, 1)  # 4 - 2 finished - 1 restarted
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("sqlite:///data/schedsearch.db", "sqlite:///data/schedsearch-optuna.db"),  # a sibling file
-        ("postgresql://u@h:5432/db", "postgresql+psycopg://u@h:5432/db?options=-csearch_path%3Doptuna"),
-    ],
-)
-def test_optuna_storage_is_apart_from_the_service_tables(url: str, expected: str) -> None:
-    assert optuna_storage_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        (
-            "postgresql+psycopg://user:password@db.internal:5432/prod",
-            {"study": "schedsearch-job-1", "where": "the optuna schema of the service's PostgreSQL database"},
-        ),
-        (
-            "sqlite:////srv/schedsearch/schedsearch.db",
-            {"study": "schedsearch-job-1", "where": "the -optuna file next to the service's SQLite database"},
-        ),
-    ],
-)
-def test_the_job_summary_names_the_study_not_the_storage(url: str, expected: dict[str, str]) -> None:
-    """The summary is shown to the job's owner: the study's name and where it lives in words, never the
-    database's user, host, name, password or file path."""
-    from workers.driver import optuna_summary
-
-    summary = optuna_summary(url, "schedsearch-job-1")
-    assert summary == expected
-    for secret in ("user", "password", "db.internal", "prod", "/srv"):
-        assert secret not in str(summary)
-
-
-def test_the_optuna_storage_pickles_without_its_url_and_comes_back_from_the_environment(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Tune pickles the searcher (study and storage inside) into files; the URL is not in the pickle, and
-    unpickling takes it from SCHEDSEARCH_DATABASE_URL, as the driver does."""
-    import pickle
-
-    import optuna
-
-    from workers.search import EnvironmentRDBStorage
-
-    service_db = tmp_path / "pw-in-path-s3cr3t.db"  # stands in for a secret: the file name is in the URL
-    url = optuna_storage_url(f"sqlite:///{service_db}")
-    storage = EnvironmentRDBStorage(url)
-    study = optuna.create_study(storage=storage, study_name="s")
-    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
-    blob = pickle.dumps(study)
-    assert b"s3cr3t" not in blob
-    monkeypatch.setenv("SCHEDSEARCH_DATABASE_URL", f"sqlite:///{service_db}")
-    restored = pickle.loads(blob)
-    assert [t.value for t in restored.trials] == [1.0]

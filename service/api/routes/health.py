@@ -13,8 +13,9 @@ from service.api.responses import SafeJSONResponse
 from service.api.strict import StrictJSONRoute
 from service.api.telemetry import Telemetry
 from service.auth import authenticate
+from service.errors import Unauthorized
 from service.storage import repository as repo
-from service.storage.errors import Unauthorized
+from service.storage.db import DATABASE_FAULTS
 
 router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 _optional_bearer = HTTPBearer(auto_error=False, description="An admin's token adds the job counts.")
@@ -24,7 +25,7 @@ _optional_bearer = HTTPBearer(auto_error=False, description="An admin's token ad
 def healthz(session: SessionDep) -> SafeJSONResponse:
     try:
         session.execute(text("SELECT 1"))
-    except Exception as exc:  # any database failure means "not healthy"; the reason goes into the body
+    except DATABASE_FAULTS as exc:  # the database does not answer: "not healthy", the reason in the body
         return SafeJSONResponse(
             {"status": "unavailable", "database": f"error: {type(exc).__name__}"}, status_code=503
         )
@@ -49,7 +50,7 @@ def metrics(
                 admin = False  # the endpoint is public: a bad token only means no job counts
         if admin:
             telemetry.set_jobs_by_status(repo.count_jobs_by_status(session))
-    except Exception:  # metrics must still answer when the database is down
+    except DATABASE_FAULTS:  # metrics must still answer when the database is down
         telemetry.db_errors.inc()
         admin = False
     body, content_type = telemetry.render(admin=admin)

@@ -8,8 +8,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from service.api.deps import CurrentUser, SessionDep, SettingsDep, SubmittingUser, owner_filter
@@ -18,6 +16,7 @@ from service.api.openapi import NOT_FOUND, TOO_LARGE, error, ref
 from service.api.params import IdempotencyKey, Offset
 from service.api.schemas import EventPublic, JobPublic, JobsPublic
 from service.api.strict import StrictJSONRoute
+from service.errors import InvalidInput, QuotaExceeded
 from service.jobspec import (
     ExpandedJob,
     JobSpec,
@@ -29,8 +28,7 @@ from service.jobspec import (
     theory_warnings,
 )
 from service.storage import repository as repo
-from service.storage.errors import QuotaExceeded
-from service.storage.models import Job, Trial, User
+from service.storage.models import Trial, User
 from service.storage.states import JobStatus
 
 # A 422 is a validation error list, or a per-job limit (ErrorPublic with limit and value).
@@ -38,12 +36,6 @@ INVALID_OR_OVER_LIMIT = {"anyOf": [ref("HTTPValidationError"), ref("ErrorPublic"
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 log = logging.getLogger(__name__)
-
-
-def _public(session: SessionDep, job: Job, user: User) -> JobPublic:
-    owner = user.name if job.owner_id == user.id else (session.get(User, job.owner_id) or user).name
-    best = session.get(Trial, job.best_trial_id) if job.best_trial_id is not None else None
-    return JobPublic.of(job, owner=owner, best=best)
 
 
 def _request_hash(spec: JobSpec) -> str:
@@ -134,7 +126,7 @@ def create_job(
         )
         if replay is not None:
             response.status_code = status.HTTP_200_OK
-            return _public(session, replay, user)
+            return JobPublic.model_validate(replay)
     # The one expansion of this submission (cheap: names and the paper's four strategies); the quota, the
     # checks and the theory warnings all read it.
     expanded = expand_job(spec)
@@ -144,10 +136,7 @@ def create_job(
     if not errors:
         errors = check_job_spec(expanded)
     if errors:
-        exc = ValidationError.from_exception_data("JobSpec", errors)
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        )
+        raise InvalidInput.from_details(errors)
     try:
         warnings: list[Any] = theory_warnings(expanded)
     except Exception as exc:  # the check is advisory: a bug in it must not block submissions
@@ -168,7 +157,7 @@ def create_job(
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return _public(session, job, user)
+    return JobPublic.model_validate(job)
 
 
 @router.get("", response_model=JobsPublic)
@@ -183,20 +172,24 @@ def list_jobs(
     jobs, total = repo.list_jobs(
         session, owner_id=owner_filter(user), status=status_filter, limit=limit, offset=offset
     )
-    # Load owners and best trials in two queries; _public's session.get then hits the identity map.
+    # Owners and best trials in two queries, kept referenced until the jobs are rendered: the session's
+    # identity map holds rows weakly, and job.owner / job.best_trial read it instead of a query per job.
+    loaded: list[Trial | User] = []
     best_ids = [j.best_trial_id for j in jobs if j.best_trial_id is not None]
     if best_ids:
-        list(session.scalars(select(Trial).where(Trial.id.in_(best_ids))))
+        loaded += session.scalars(select(Trial).where(Trial.id.in_(best_ids)))
     owner_ids = {j.owner_id for j in jobs} - {user.id}
     if owner_ids:
-        list(session.scalars(select(User).where(User.id.in_(owner_ids))))
-    return JobsPublic(data=[_public(session, j, user) for j in jobs], count=total, limit=limit, offset=offset)
+        loaded += session.scalars(select(User).where(User.id.in_(owner_ids)))
+    return JobsPublic(
+        data=[JobPublic.model_validate(j) for j in jobs], count=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Status, progress (trials finished of total, SFO spent), best trial so far, Ray dashboard link."""
-    return _public(session, repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)), user)
+    return JobPublic.model_validate(repo.get_job(session, job_id=job_id, owner_id=owner_filter(user)))
 
 
 @router.post(
@@ -209,7 +202,7 @@ def cancel_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic
     """Queued jobs end at once; running ones go to ``cancelling`` until the dispatcher stops them."""
     job = repo.request_cancel(session, job_id=job_id, owner_id=owner_filter(user))
     session.commit()
-    return _public(session, job, user)
+    return JobPublic.model_validate(job)
 
 
 @router.get("/{job_id}/events", response_model=list[EventPublic], responses=NOT_FOUND)
@@ -218,7 +211,4 @@ def job_events(
 ) -> list[EventPublic]:
     """The job's event log (submitted, claimed, status changes, ...)."""
     repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
-    return [
-        EventPublic(kind=e.kind, message=e.message, data=e.data, created_at=e.created_at)
-        for e in repo.list_job_events(session, job_id=job_id, limit=limit)
-    ]
+    return [EventPublic.model_validate(e) for e in repo.list_job_events(session, job_id=job_id, limit=limit)]

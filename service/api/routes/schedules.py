@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.exceptions import RequestValidationError
 
 from service.api.deps import CurrentUser
 from service.api.examples import CHECK_EXAMPLES
 from service.api.openapi import TOO_LARGE
 from service.api.schemas import ScheduleCheckRequest
 from service.api.strict import StrictJSONRoute
+from service.errors import spec_errors_at
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictJSONRoute)
 
@@ -23,20 +23,14 @@ def check_schedule(
     """Which of the paper's strategies the schedule is, whether convergence is guaranteed, and which
     conditions it violates (gamma^2 < delta, beta^2 gamma < 1, LR capped)."""
     from schedules.plancheck import check_plans
-    from schedules.spec import Horizon, Schedule, SpecError
+    from schedules.spec import Horizon, Schedule
     from schedules.theory import DEFAULT_N_TRAIN, check
 
-    try:
+    with spec_errors_at("schedule"):  # a 422 located under body.schedule (service.api.errors)
         schedule = Schedule.from_json(body.schedule)
         # As for a job: every batch size and LR over the budget must be finite and positive before the
         # theory check computes with them (growth that overflows was a 500 here).
         check_plans(schedule, Horizon(epochs=body.max_epochs, n_train=body.n_train or DEFAULT_N_TRAIN))
-    except SpecError as exc:
-        field = str(getattr(exc, "field", "") or "")
-        loc = ("body", "schedule", *(p for p in field.split(".") if p))
-        raise RequestValidationError(
-            [{"type": "schedule_spec", "loc": loc, "msg": str(exc), "input": exc.value}]
-        ) from exc
     report = check(
         schedule,
         optimizer=body.optimizer,

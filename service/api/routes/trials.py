@@ -34,7 +34,7 @@ def list_trials(
     offset: Offset = 0,
 ) -> TrialsPublic:
     """Trials sorted by the job's objective (best first; trials without a value last) or by creation/SFO."""
-    job = repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
+    repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
     trials, total = repo.list_trials(
         session,
         job_id=job_id,
@@ -46,16 +46,15 @@ def list_trials(
         offset=offset,
     )
     return TrialsPublic(
-        data=[TrialPublic.of(t, spec=job.spec) for t in trials], count=total, limit=limit, offset=offset
+        data=[TrialPublic.model_validate(t) for t in trials], count=total, limit=limit, offset=offset
     )
 
 
 @router.get("/{trial_id}", response_model=TrialPublic)
 def get_trial(job_id: str, trial_id: TrialId, session: SessionDep, user: CurrentUser) -> TrialPublic:
     """One trial; its ``config`` is the trial spec it ran (``schedsearch train`` reruns it alone)."""
-    job = repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
-    trial = repo.get_trial(session, job_id=job_id, trial_id=trial_id)
-    return TrialPublic.of(trial, spec=job.spec)
+    repo.get_job(session, job_id=job_id, owner_id=owner_filter(user))
+    return TrialPublic.model_validate(repo.get_trial(session, job_id=job_id, trial_id=trial_id))
 
 
 @router.get("/{trial_id}/metrics", response_model=MetricsPublic)

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.storage import repository as repo
 from service.storage.db import session_scope
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 
 def test_every_job_endpoint_is_404_for_another_user(

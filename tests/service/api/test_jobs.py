@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from schedules.tasks import catalogue
-from tests.service.api.conftest import JOB, job_body
+from tests.support.jobs import JOB, job_body
 
 INSTALLED = catalogue().names
 
@@ -203,3 +203,43 @@ def test_bad_schedule_in_space_is_located(client: TestClient, alice: dict[str, s
     field = info.value.field.split(".")
     assert details == [(["body", "space", 0, *field], str(info.value))]
     assert field[0] == "batch_size"
+
+
+def test_listing_jobs_reads_owners_and_best_trials_in_the_same_queries_for_any_number_of_jobs(
+    app: Any, client: TestClient, alice: dict[str, str], make_user: Any
+) -> None:
+    """An admin lists another user's jobs, each with a best trial: the owner and the best trial of every job
+    come from two queries, not one per job."""
+    from sqlalchemy import event
+
+    from service.storage import repository as repo
+    from service.storage.db import session_scope
+
+    admin = make_user("root", admin=True)
+
+    def add_jobs(n: int) -> None:
+        for _ in range(n):
+            job_id = client.post("/v1/jobs", json=JOB, headers=alice).json()["id"]
+            with session_scope(app.state.session_factory) as s:
+                trial = repo.upsert_trial(s, job_id=job_id, trial_key="best", config={})
+                repo.set_trial_status(s, trial_id=trial.id, status="succeeded", summary={"sfo_to_target": 3})
+                repo.refresh_job_progress(s, job_id=job_id)
+
+    def statements_of_a_listing() -> int:
+        seen: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            seen.append(statement)
+
+        event.listen(app.state.engine, "before_cursor_execute", count)
+        try:
+            page = client.get("/v1/jobs", headers=admin).json()
+        finally:
+            event.remove(app.state.engine, "before_cursor_execute", count)
+        assert {(j["owner"], j["best_trial"]["trial_key"]) for j in page["data"]} == {("alice", "best")}
+        return len(seen)
+
+    add_jobs(1)
+    one = statements_of_a_listing()
+    add_jobs(4)
+    assert statements_of_a_listing() == one

@@ -16,18 +16,24 @@ from schedules.families._base import params_of
 from schedules.spec import BATCH_FAMILIES, LR_FAMILIES, SpecError
 from service.storage import repository as repo
 from service.storage.db import session_scope
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 FAMILIES = [("batch", c) for c in BATCH_FAMILIES.values()] + [("lr", c) for c in LR_FAMILIES.values()]
 
 
 @pytest.fixture(scope="module")
-def document() -> dict[str, Any]:
+def schema_app() -> FastAPI:
+    """An app for its OpenAPI document only: the schema tests need no database, so they run once, not once
+    per backend."""
     from service.api.app import create_app
     from service.settings import Settings
 
-    app = create_app(Settings(database_url="sqlite://", embedded_dispatcher=False))
-    return app.openapi()
+    return create_app(Settings(database_url="sqlite://", embedded_dispatcher=False))
+
+
+@pytest.fixture(scope="module")
+def document(schema_app: FastAPI) -> dict[str, Any]:
+    return schema_app.openapi()
 
 
 def test_each_family_schema_is_its_dataclass(document: dict[str, Any]) -> None:
@@ -62,6 +68,63 @@ def test_each_family_schema_is_its_dataclass(document: dict[str, Any]) -> None:
     assert set(schemas["SeesawBase"]["discriminator"]["mapping"]) == {"constant", "cosine", "step_decay"}
 
 
+def test_each_task_schema_is_its_definition(document: dict[str, Any]) -> None:
+    """One definition: the job spec's task is the union Task on ``name``, one member per installed task, whose
+    options are that task's Options with their type, default, bounds, choices, null and description."""
+    from schedules.tasks import catalogue
+    from schedules.tasks.schema import task_component_name
+
+    schemas = document["components"]["schemas"]
+    assert schemas["JobSpec"]["properties"]["task"] == {"$ref": "#/components/schemas/TaskSpec"}
+    assert schemas["TaskSpec"] == {"allOf": [{"$ref": "#/components/schemas/Task"}]}
+    tasks = catalogue().tasks
+    mapping = schemas["Task"]["discriminator"]["mapping"]
+    assert (schemas["Task"]["discriminator"]["propertyName"], set(mapping)) == ("name", set(tasks))
+    types = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "path": "string"}
+    for name, definition in tasks.items():
+        member = schemas[task_component_name(name)]
+        assert mapping[name] == f"#/components/schemas/{task_component_name(name)}"
+        assert member["properties"]["name"] == {"const": name, "type": "string"}
+        assert (member["required"], member["additionalProperties"]) == (["name"], False)
+        options = member["properties"]["options"]
+        assert options["additionalProperties"] is False
+        assert list(options["properties"]) == list(definition.option_names)
+        for option in definition.options:
+            schema = options["properties"][option.name]
+            value = schema["anyOf"][0] if option.nullable else schema
+            assert (schema["default"], value["type"]) == (option.default, types[option.type]), option
+            assert schema["description"].startswith(option.description)
+            assert (schema["anyOf"][1] == {"type": "null"}) if option.nullable else "anyOf" not in schema
+            assert value.get("enum") == (list(option.choices) if option.choices is not None else None)
+            if option.minimum is not None:
+                assert value["minimum"] == option.minimum
+            if option.maximum is not None:
+                assert value["maximum"] == option.maximum
+    # a few rows, read from the definitions
+    digits = schemas["DigitsMlpTask"]["properties"]["options"]["properties"]
+    assert digits["hidden"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 4096,
+        "default": 128,
+        "description": "Width of each hidden layer.",
+    }
+    cifar = schemas["Cifar10Resnet18Task"]["properties"]["options"]["properties"]
+    assert cifar["folder"]["anyOf"][1] == {"type": "null"}
+    assert "relative to the data root" in cifar["folder"]["description"]
+
+
+def _examples(n: int) -> Any:
+    """Hypothesis settings of the generation tests: ``n`` examples, the same ones on every run."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def _bodies(app: FastAPI, method: str, path: str) -> Any:
     """Request bodies schemathesis generates from the app's OpenAPI document for one operation."""
     import schemathesis
@@ -88,21 +151,15 @@ RELATIVE[("batch", "adaptive")] |= {"factor"}
 RELATIVE[("lr", "seesaw")] |= {"base"}
 
 
-def test_schedules_generated_from_the_schema_are_valid(app: FastAPI) -> None:
+def test_schedules_generated_from_the_schema_are_valid(schema_app: FastAPI) -> None:
     """Precise: a schedule generated from the schema (the theory check's body) builds, except where a
     parameter's range depends on another parameter; every family is generated at least once."""
     from schedules.spec import Schedule
 
     seen: set[tuple[str, str]] = set()
 
-    @settings(
-        max_examples=150,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(body=_bodies(app, "POST", "/v1/schedules/check"))
+    @_examples(150)
+    @given(body=_bodies(schema_app, "POST", "/v1/schedules/check"))
     def check(body: dict[str, Any]) -> None:
         schedule = body["schedule"]
         seen.update({("batch", schedule["batch_size"]["family"]), ("lr", schedule["lr"]["family"])})
@@ -120,21 +177,46 @@ def test_schedules_generated_from_the_schema_are_valid(app: FastAPI) -> None:
     assert len(seen) >= len(FAMILIES) // 2, seen
 
 
-def test_generated_candidates_use_the_distribution_grammar(app: FastAPI) -> None:
+def test_task_options_generated_from_the_schema_are_valid(schema_app: FastAPI) -> None:
+    """Precise: the task of a generated job is an installed task whose generated options its definition
+    accepts, except for what the schema leaves to words (a path's rules, a task's cross-option rule);
+    several tasks and options are generated."""
+    from schedules.tasks import get_definition
+
+    tasks: set[str] = set()
+    options_seen = 0
+
+    @_examples(80)
+    @given(body=_bodies(schema_app, "POST", "/v1/jobs"))
+    def check(body: dict[str, Any]) -> None:
+        nonlocal options_seen
+        task = body["task"]
+        definition = get_definition(task["name"])
+        tasks.add(task["name"])
+        options_seen += len(task.get("options", {}))
+        try:
+            definition.validate(task.get("options"))
+        except SpecError as exc:
+            option = next(o for o in definition.options if exc.field == f"task.options.{o.name}")
+            if option.type == "path":
+                return  # a path's rules are words in the schema
+            # Valid on its own: the refusal is the task's cross-option rule (synthetic-logreg's
+            # (n + n_test) * d, text-transformer's heads dividing width), which a schema cannot hold.
+            option.check(task.get("options", {}).get(option.name, option.default), task=task["name"])
+
+    check()
+    assert len(tasks) >= 3 and options_seen > 0, (tasks, options_seen)
+
+
+def test_generated_candidates_use_the_distribution_grammar(schema_app: FastAPI) -> None:
     """Every distribution in a generated search-space candidate is one schedules.space reads; what a schema
     cannot say (lo < hi) is the only thing it may refuse."""
     from schedules.space import check_distribution, distributions
 
     count = 0
 
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(body=_bodies(app, "POST", "/v1/jobs"))
+    @_examples(80)
+    @given(body=_bodies(schema_app, "POST", "/v1/jobs"))
     def check(body: dict[str, Any]) -> None:
         nonlocal count
         for candidate in body.get("space", []):
@@ -208,21 +290,15 @@ def test_momentum_false_is_refused(client: TestClient, alice: dict[str, str]) ->
     assert response.json()["detail"][0]["loc"][:3] == ["body", "optimizer", "momentum"]
 
 
-def test_the_job_spec_says_what_a_job_needs_to_run(app: FastAPI) -> None:
+def test_the_job_spec_says_what_a_job_needs_to_run(schema_app: FastAPI) -> None:
     """A job runs searched trials over a space, or baselines: generated from the schema's anyOf, no job
     breaks JobSpec's own rule."""
     from pydantic import ValidationError
 
     from service.jobspec import JobSpec
 
-    @settings(
-        max_examples=60,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(body=_bodies(app, "POST", "/v1/jobs"))
+    @_examples(60)
+    @given(body=_bodies(schema_app, "POST", "/v1/jobs"))
     def check(body: dict[str, Any]) -> None:
         try:
             JobSpec.model_validate(body)

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
-from tests.service.api.conftest import JOB, job_body
+from tests.support.jobs import JOB, job_body
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from schedules.spec import Schedule
 from schedules.theory import check
 from service.storage import repository as repo
 from service.storage.db import session_scope
-from tests.service.api.conftest import JOB
+from tests.support.jobs import JOB
 
 GROWTH = {
     "batch_size": {"family": "exp_growth", "b0": 8, "factor": 2.0, "interval": 3},

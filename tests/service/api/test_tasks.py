@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from schedules.tasks import catalogue
 from service.settings import Settings
-from tests.service.api.conftest import job_body
 from tests.support import toy_tasks
+from tests.support.jobs import job_body
 
 BUILT_IN = ["cifar10-resnet18", "cifar100-resnet18", "digits-cnn", "digits-mlp", "synthetic-logreg"]
 GENERIC = ["image-folder", "tabular-mlp", "text-transformer"]

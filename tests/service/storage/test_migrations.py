@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from service.storage.db import make_engine
 from service.storage.migrate import current_revision, upgrade
 from service.storage.models import Base
-from tests.conftest import fresh_pg_database, pg_unavailable_reason
+from tests.support.postgres import fresh_pg_database, pg_unavailable_reason
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.storage.errors import InvalidTransition
+from service.errors import InvalidTransition
 from service.storage.states import check_job_transition, check_trial_transition
 
 

@@ -7,7 +7,6 @@ stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import signal
 import threading
@@ -44,7 +43,7 @@ def _migrate(settings: Settings, revision: str = "head") -> str:
     from service.storage.db import make_engine
     from service.storage.migrate import current_revision, upgrade
 
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     try:
         upgrade(engine, revision)
         return current_revision(engine) or "base"
@@ -64,7 +63,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _migrate(settings)
-    engine = make_engine(settings.resolved_database_url(), settings=settings)
+    engine = make_engine(settings=settings)
     try:
         with session_scope(make_session_factory(engine)) as session:
             token = create_token(session, user_name=args.user, admin=True if args.admin else None)
@@ -76,16 +75,13 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_dispatcher(settings: Settings) -> Callable[[], None] | None:
-    """Start ``workers.dispatcher.run_embedded(settings, stop_event)`` in a daemon thread, if installed."""
-    if importlib.util.find_spec("workers") is None or importlib.util.find_spec("workers.dispatcher") is None:
-        log.warning("embedded dispatcher requested but workers.dispatcher is not installed; jobs stay queued")
-        return None
-    dispatcher: Any = importlib.import_module("workers.dispatcher")
+def _start_dispatcher(settings: Settings) -> Callable[[], None]:
+    """Run ``workers.dispatcher.run_embedded(settings, stop_event)`` in a daemon thread; returns its stop."""
+    from workers.dispatcher import run_embedded
 
     stop = threading.Event()
     thread = threading.Thread(
-        target=dispatcher.run_embedded, args=(settings, stop), name="schedsearch-dispatcher", daemon=True
+        target=run_embedded, args=(settings, stop), name="schedsearch-dispatcher", daemon=True
     )
     thread.start()
 

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from service.cli.client import _client, _connection_options, _guarded
-from service.cli.rest import ApiClient, ApiError
+from cli.client import _client, _connection_options, _guarded
+from cli.rest import ApiClient, ApiError
 
 
 def found_schedule(job: Mapping[str, Any], trial: Mapping[str, Any]) -> Any:

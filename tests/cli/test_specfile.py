@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
-from service.cli.specfile import MAX_SPEC_BYTES, load_spec
+from cli import main
+from cli.specfile import MAX_SPEC_BYTES, load_spec
 from tests.support.serve import free_port
 
 LAUGHS = "".join(

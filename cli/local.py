@@ -320,7 +320,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def print_records(console: Any, records: Any) -> None:
     """The per-epoch table, laid out for the console's width: at 80 columns the SFO curve (epoch, sfo,
     batch, lr, |grad f|) and what fits of the rest."""
-    from service.cli.layout import Column, fit_table
+    from cli.layout import Column, fit_table
 
     subset = next((r.grad_norm_subset for r in records if r.grad_norm_subset), None)
     # an estimate on a fixed subset is never shown as the exact norm
@@ -422,10 +422,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def _preset_table() -> list[dict[str, str]]:
-    try:
-        from schedules import paper
-    except ImportError:  # the presets module is optional for this command
-        return []
+    from schedules import paper
+
     rows = []
     for name, value in paper.PRESETS.items():
         d = _spec_json(value)

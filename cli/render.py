@@ -1,7 +1,7 @@
 """Rich tables for the client commands: jobs, one job, trials, a trial's curve and the results report.
 
 Pure functions of the service's JSON (no HTTP here), so they are easy to test and to reuse. Every table is
-laid out for the console's width (``service.cli.layout``): readable at 80 columns, using more when there is
+laid out for the console's width (``cli.layout``): readable at 80 columns, using more when there is
 more.
 """
 
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from service.cli.layout import Column, fit_table
+from cli.layout import Column, fit_table
 
 STATUS_STYLE = {
     "queued": "cyan",

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from cli import main
 from service.auth import authenticate
-from service.cli import main
 from service.settings import get_settings
 from service.storage.db import make_engine, make_session_factory, session_scope
 

@@ -1,4 +1,5 @@
-"""The ``schedsearch`` command.
+"""The ``schedsearch`` command, the top layer of the project: it may import ``schedules``, ``service`` and
+``workers``, and nothing imports it (``docs/design.md``, "Layers and imports").
 
 Each role registers its own subcommands from a small module so that several people can work on the CLI
 without touching one file:
@@ -16,13 +17,13 @@ Heavy imports (torch, ray, uvicorn) happen inside the command functions, never a
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-# Modules that expose ``register(subparsers)``; a module that does not exist yet is skipped so the CLI works
-# while the project grows.
-_COMMAND_MODULES = ("local", "server", "dispatch", "client", "export")
+from cli import client, dispatch, export, local, server
+
+# Modules that expose ``register(subparsers)``, in the order ``--help`` lists their commands.
+_COMMAND_MODULES = (local, server, dispatch, client, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search batch-size and learning-rate schedules for SGD with momentum.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"service.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"service.cli.{name}":
-                raise
-            continue
+    for module in _COMMAND_MODULES:
         module.register(subparsers)
     return parser
 

@@ -1,5 +1,5 @@
 """``schedsearch train``, ``schedules``, ``tasks`` and ``check``, run in-process through
-``service.cli.main``."""
+``cli.main``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.cli import main
+from cli import main
 
 N_TRAIN = 1347
 
@@ -224,7 +224,7 @@ def test_tasks_lists_installed_tasks_with_their_options(
 
 
 def test_check_takes_n_train_from_the_task_definition(capsys: pytest.CaptureFixture[str]) -> None:
-    from service.cli.local import _task_n_train
+    from cli.local import _task_n_train
 
     assert _task_n_train({"name": "cifar10-resnet18", "options": {"subset": 512}}) == 512
     assert _task_n_train({"name": "digits-mlp"}) == 1347

@@ -2,7 +2,7 @@
 
 Every command takes ``--url`` and ``--token`` (or ``SCHEDSEARCH_URL`` / ``SCHEDSEARCH_TOKEN``) and prints
 tables with rich; ``--json`` prints the service's JSON instead, for scripts. Failures print one readable
-message on stderr and exit 1 (see :mod:`service.cli.rest`). Only httpx, rich and pyyaml are imported: the
+message on stderr and exit 1 (see :mod:`cli.rest`). Only httpx, rich and pyyaml are imported: the
 client never loads torch or ray.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from service.cli import render, specfile
-from service.cli.rest import DEFAULT_URL, TOKEN_ENV, URL_ENV, ApiClient, ApiError, Connection
+from cli import render, specfile
+from cli.rest import DEFAULT_URL, TOKEN_ENV, URL_ENV, ApiClient, ApiError, Connection
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -59,7 +59,7 @@ def _print_json(data: Any) -> None:
 
 
 def load_spec(path: Path) -> dict[str, Any]:
-    """A job spec from a JSON or YAML file, read with limits (:mod:`service.cli.specfile`); the service
+    """A job spec from a JSON or YAML file, read with limits (:mod:`cli.specfile`); the service
     validates the content."""
     try:
         return specfile.load_spec(path)

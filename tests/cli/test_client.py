@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.cli import main
+from cli import main
 from tests.support.serve import free_port
 
 SPEC: dict[str, Any] = {
@@ -441,9 +441,9 @@ def test_the_export_command_imports_no_torch() -> None:
 
     code = (
         "import sys\n"
-        "from service.cli import build_parser\n"
+        "from cli import build_parser\n"
         "build_parser()\n"
-        "import service.cli.export\n"
+        "import cli.export\n"
         "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

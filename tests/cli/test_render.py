@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from service.cli.render import family_text, fmt_sfo, progress_of, schedule_text
-from service.cli.rest import Connection, format_detail
+from cli.render import family_text, fmt_sfo, progress_of, schedule_text
+from cli.rest import Connection, format_detail
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def _row(lines: list[str], needle: str) -> str:
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_jobs_table_keeps_ids_status_and_numbers_whole(width: int) -> None:
-    from service.cli.render import print_jobs
+    from cli.render import print_jobs
 
     lines = _render(width, lambda c: print_jobs(c, JOBS, total=3))
     _fits(lines, width)
@@ -204,7 +204,7 @@ def test_jobs_table_keeps_ids_status_and_numbers_whole(width: int) -> None:
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_trials_table_keeps_status_whole_and_the_schedule_on_one_line(width: int) -> None:
-    from service.cli.render import print_trials
+    from cli.render import print_trials
 
     lines = _render(width, lambda c: print_trials(c, TRIALS, total=2))
     _fits(lines, width)
@@ -221,7 +221,7 @@ def test_trials_table_keeps_status_whole_and_the_schedule_on_one_line(width: int
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_show_prints_the_dashboard_link_whole(width: int) -> None:
-    from service.cli.render import print_job
+    from cli.render import print_job
 
     lines = _render(width, lambda c: print_job(c, JOBS[0]))
     assert f"Ray dashboard: {LINK}" in lines  # alone on its line, never cut or folded
@@ -232,7 +232,7 @@ def test_show_prints_the_dashboard_link_whole(width: int) -> None:
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_metrics_table_keeps_the_curve(width: int) -> None:
-    from service.cli.render import print_metrics
+    from cli.render import print_metrics
 
     lines = _render(width, lambda c: print_metrics(c, RECORDS))
     _fits(lines, width)
@@ -244,7 +244,7 @@ def test_metrics_table_keeps_the_curve(width: int) -> None:
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_report_table_keeps_labels_and_sfo_whole(width: int) -> None:
-    from service.cli.render import print_report
+    from cli.render import print_report
 
     lines = _render(width, lambda c: print_report(c, REPORT))
     table = [line for line in lines if line.startswith(("┃", "│", "┏", "┡", "└"))]
@@ -260,8 +260,8 @@ def test_report_table_keeps_labels_and_sfo_whole(width: int) -> None:
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_local_train_table_keeps_the_curve(width: int) -> None:
+    from cli.local import print_records
     from schedules.metrics import EpochRecord
-    from service.cli.local import print_records
 
     record = EpochRecord(
         epoch=12, step=1234, sfo=1_616_400, lr=0.123456, batch_size=4096, train_loss=0.1, full_loss=0.1,
@@ -277,7 +277,7 @@ def test_local_train_table_keeps_the_curve(width: int) -> None:
 def test_metrics_table_marks_a_gradient_norm_measured_on_a_subset() -> None:
     from rich.console import Console
 
-    from service.cli.render import print_metrics
+    from cli.render import print_metrics
 
     def table(**extra: Any) -> str:
         console = Console(record=True, width=200)
