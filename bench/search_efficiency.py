@@ -9,21 +9,29 @@ norm, trials end at the target):
 - (c) a search of ``--trials`` trials over SPACE (growing batch + warm-up LR, validated and resolved by
   ``schedules.space``) with Optuna's TPE, objective ``sfo_to_target`` with the workers' penalty for trials
   that miss the target (``workers.trainable.ObjectiveTracker``), run twice per seed: with early stopping
-  (Optuna's asynchronous successive halving on the gradient norm at equal SFO, rungs from
-  ``workers.search.asha_rungs``, the same rule the Ray Tune driver uses) and without.
+  (``--rule``, by default the schedule-aware rule of ``workers.stopping``) and without. ``--compare`` also
+  runs every other rule in ``RULES`` against the same searches without early stopping (the table of
+  alternatives in docs/benchmarks.md §2), and each stopped trial is re-run to the end to count the *pruned
+  winners* (``audit``; ``--no-audit`` skips it).
+
+Printed targets (issue 11): ``es_best_ratio`` (per seed, best SFO to target with early stopping over
+without; want <= 1.1 on every seed), ``es_sfo_saving`` (the searches' total SFO without over with; want
+>= 2) and ``es_held_out_over_best_paper`` (the best found with early stopping, re-run on a held-out seed,
+over the best paper strategy; want <= 0.5).
 
 The search runs Optuna in this process, trial after trial, not through the Ray Tune driver: on 2 cores a Ray
 cluster's start-up and per-trial overhead would dominate trials of ~1 s (``bench/scale_out.py`` measures
 that overhead through the real driver). The best schedule of each search is re-run on a held-out training
 seed, because its in-search SFO is the minimum of many noisy draws and flatters it.
 
-    python bench/search_efficiency.py --quick      # < 2 minutes on 2 CPU cores
-    python bench/search_efficiency.py              # the table in docs/benchmarks.md
+    python bench/search_efficiency.py --quick            # < 2 minutes on 2 CPU cores
+    python bench/search_efficiency.py --compare          # the tables in docs/benchmarks.md §2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -232,19 +240,26 @@ def search(
     }
 
 
-def audit(result: dict[str, Any], *, seed: int, epochs: int, target: float) -> dict[str, Any]:
+def audit(
+    result: dict[str, Any], *, seed: int, epochs: int, target: float, known: dict[str, int | None]
+) -> dict[str, Any]:
     """Whether early stopping spared the winners, apart from the sampler: every trial the rule stopped is
     re-run to the end (training is deterministic under the seed, so this is the run it cut short); a
     *pruned winner* is one that would have reached the target with less SFO than the best the search
-    found."""
+    found. ``known``: SFO to target of schedules already run to the end under ``seed`` (the search without
+    early stopping runs many of the same ones: TPE's first trials are random draws from the same seed),
+    keyed by their JSON; filled in as it goes."""
     best = result["best_sfo_to_target"]
     full = []
     for entry in result["trial_log"]:
         if entry["stopped"] is not None:
-            entry["sfo_to_target_unstopped"] = run_fixed(
-                entry["schedule"], seed=seed, epochs=epochs, target=target
-            )["sfo_to_target"]
-            full.append(entry["sfo_to_target_unstopped"])
+            key = json.dumps(entry["schedule"], sort_keys=True)
+            if key not in known:
+                known[key] = run_fixed(entry["schedule"], seed=seed, epochs=epochs, target=target)[
+                    "sfo_to_target"
+                ]
+            entry["sfo_to_target_unstopped"] = known[key]
+            full.append(known[key])
     reached = [x for x in full if x is not None]
     return {
         "stopped": len(full),
@@ -276,8 +291,10 @@ def es_checks(per_seed: Sequence[dict[str, Any]], rule: str) -> dict[str, Any]:
     known = [r for r in ratios.values() if r is not None]
     off_total = sum(row["search"]["off"]["total_sfo"] for row in per_seed)
     on_total = sum(side(row)["total_sfo"] for row in per_seed)
+    audits = [side(row).get("audit") for row in per_seed]
     return {
         "rule": rule,
+        "pruned_winners": sum(a["pruned_winners"] for a in audits if a) if all(audits) else None,
         "best_ratio": ratios,
         "best_ratio_max": max(known) if known else None,
         "sfo_saving": _ratio(off_total, on_total),
@@ -321,6 +338,7 @@ def summarize(
         checks[f"es_{side}_held_out_over_best_paper"] = _ratio(line["held_out"]["mean"], best_paper[1])
         checks[f"es_{side}_reached"] = f"{line['sfo_to_target']['n']}/{len(per_seed)}"
     on = es_checks(per_seed, per_seed[0]["search"]["on"]["rule"])
+    checks["es_on"] = on
     checks["es_rule"] = on["rule"]
     checks["es_best_ratio"] = on["best_ratio"]
     checks["es_best_ratio_max"] = on["best_ratio_max"]
@@ -371,7 +389,7 @@ def report(lines: dict[str, Any], checks: dict[str, Any]) -> None:
             rows,
         )
     )
-    if checks["alternatives"]:
+    if checks["alternatives"] or checks["es_on"]["pruned_winners"] is not None:
         alt = [
             [
                 a["rule"],
@@ -380,11 +398,13 @@ def report(lines: dict[str, Any], checks: dict[str, Any]) -> None:
                 a["sfo_saving"],
                 a["pruned_mean"],
                 ", ".join(f"{k} {v}" for k, v in a["pruned_by"].items()),
+                a["pruned_winners"],
             ]
-            for a in checks["alternatives"]
+            for a in [checks["es_on"], *checks["alternatives"]]
         ]
         print("\nearly-stopping rules, each against the same searches without early stopping:")
-        print(table(["rule", "best on/off per seed", "max", "SFO off/on", "pruned/search", "pruned by"], alt))
+        headers = ["rule", "best on/off per seed", "max", "SFO off/on", "pruned/search", "pruned by"]
+        print(table([*headers, "pruned winners"], alt))
     ratios, worst, saving = checks["es_best_ratio"], checks["es_best_ratio_max"], checks["es_sfo_saving"]
     held = checks["es_on_held_out_over_best_paper"]
     print(
@@ -398,6 +418,11 @@ def report(lines: dict[str, Any], checks: dict[str, Any]) -> None:
         + f"{_verdict(None if worst is None else worst <= 1.1)})"
     )
     print(f"es_sfo_saving {_fmt(saving)} (want >= 2: {_verdict(None if saving is None else saving >= 2)})")
+    if checks["es_on"]["pruned_winners"] is not None:
+        print(
+            f"es_pruned_winners {checks['es_on']['pruned_winners']} (stopped trials that, re-run to the end, "
+            "would have beaten the best their search found)"
+        )
     print(
         f"es_held_out_over_best_paper {_fmt(held)} (best found with ES on, re-run on held-out seeds, "
         f"over the best paper strategy; want <= 0.5: {_verdict(None if held is None else held <= 0.5)}; "
@@ -495,8 +520,12 @@ def main(argv: list[str] | None = None) -> int:
         for rule in alternatives:
             row["alternatives"][rule] = search(rule=rule, **common)
         if not args.no_audit:
+            known = {
+                json.dumps(e["schedule"], sort_keys=True): e["sfo_to_target"]
+                for e in row["search"]["off"]["trial_log"]
+            }
             for result in [row["search"]["on"], *row["alternatives"].values()]:
-                result["audit"] = audit(result, seed=seed, epochs=epochs, target=target)
+                result["audit"] = audit(result, seed=seed, epochs=epochs, target=target, known=known)
         per_seed.append(row)
         paper = {k: v["sfo_to_target"] for k, v in row["fixed"].items()}
         print(

@@ -5,6 +5,8 @@ cluster: the adapter is driven with stand-in trial objects, Optuna with an in-me
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -403,3 +405,10 @@ def test_tolerant_optuna_search_tells_a_stopped_trial_as_pruned() -> None:
         0: (optuna.trial.TrialState.COMPLETE, 3e3),
         1: (optuna.trial.TrialState.PRUNED, 5e4),  # not the 9e4 of its closing result
     }
+
+
+def test_the_rule_imports_neither_ray_nor_torch() -> None:
+    """``workers.stopping`` is pure: the driver, a test or a notebook can use it without a cluster."""
+    code = "import sys, workers.stopping; print(sorted({'ray', 'torch', 'optuna'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
