@@ -394,7 +394,7 @@ def report(lines: dict[str, Any], checks: dict[str, Any]) -> None:
             [
                 a["rule"],
                 " ".join(_fmt(r) for r in a["best_ratio"].values()),
-                a["best_ratio_max"],
+                _fmt(a["best_ratio_max"]),
                 a["sfo_saving"],
                 a["pruned_mean"],
                 ", ".join(f"{k} {v}" for k, v in a["pruned_by"].items()),
