@@ -5,16 +5,17 @@ growing LR gives a *higher* gradient norm exactly while the LR is high, early, w
 This rule reads the schedule's own plan and combines two mechanisms on the SFO clock:
 
 1. **Incumbent capping** (only for the objective SFO to a gradient-norm target). Once some trial reached
-   the target at ``c`` SFO, a trial that has spent ``c`` SFO without reaching it cannot beat it any more:
-   its SFO to target can only be larger. Stopping it there loses nothing the search ranks by, whatever the
-   schedule would do later. This is adaptive capping (Hutter et al., ParamILS, JAIR 2009) with SFO as the
-   run time.
+   the target at ``c`` SFO, a trial that has not reached it and whose next measurement (one epoch on: the
+   target is checked at epoch ends) comes at ``c`` SFO or later cannot beat it any more: its SFO to target
+   can only be larger or equal. Stopping it there loses nothing the search ranks by, whatever the schedule
+   would do later. This is adaptive capping (Hutter et al., ParamILS, JAIR 2009) with SFO as the run time.
 2. **Rungs where a schedule can be judged** (asynchronous successive halving, Li et al., MLSys 2020, with
    reduction factor ``rf``). Rungs sit at ``budget / rf^k`` SFO as in ASHA, but:
 
-   - *placement*: a trial meets a rung only once its LR has reached its peak (``ScheduleFacts.settle_epoch``):
-     a schedule is never compared while its warm-up is still raising the LR, and an LR that rises to the
-     end of the run is judged by the cap alone;
+   - *placement*: a trial meets rungs only from one epoch into the first batch stage that starts once its
+     LR has reached its peak (``ScheduleFacts.judged_from``): a schedule is never compared while its
+     warm-up is raising the LR, nor in the high-LR, small-batch stretch right after it; an LR that rises to
+     the end of the run is judged by the cap alone;
    - *statistic*: the running minimum of the gradient norm *projected to the end of the budget* by the
      schedule's noise scale (``ScheduleFacts.projection``): the SGD bound's noise floor on E||grad f||^2 is
      proportional to eta/b (paper-notes §2.5: L eta sigma^2 / ((2 - L eta) b) for a constant eta and b), so
@@ -118,7 +119,10 @@ class ScheduleFacts:
         return math.sqrt(self.noise_scale[-1] / now)
 
     def judged_from(self, placement: str) -> int:
-        """Completed epochs before which no rung judges the trial, under ``placement``."""
+        """Completed epochs before which no rung judges the trial, under ``placement``: ``sfo`` 0;
+        ``after_warmup`` the settle epoch; ``after_stage`` one epoch into the first batch stage that starts at
+        or after the LR's peak (the settle epoch when the LR never rises or no stage starts after its peak).
+        """
         if placement == "sfo":
             return 0
         if placement == "after_warmup" or self.settle_epoch == 0:
