@@ -201,20 +201,22 @@ def search(
             should_stop=lambda: stop["flag"],
         )
         spent.append(int(result.summary.total_sfo))
+        kind = stop["why"].split(":", 1)[0]
+        # a diverged trial is a result (the trainer ends it itself): completed with the worst objective
+        pruned = stop["flag"] and result.summary.sfo_to_target is None and kind != "diverged"
         log.append(
             {
                 "number": trial.number,
                 "schedule": schedule.to_json(),
                 "sfo": int(result.summary.total_sfo),
                 "sfo_to_target": result.summary.sfo_to_target,
-                "stopped": stop["why"] if stop["flag"] and result.summary.sfo_to_target is None else None,
+                "stopped": stop["why"] if pruned else None,
             }
         )
         trial.set_user_attr("schedule", schedule.to_json())
         trial.set_user_attr("sfo_to_target", result.summary.sfo_to_target)
         trial.set_user_attr("test_acc", result.records[-1].test_acc if result.records else None)
-        if stop["flag"] and result.summary.sfo_to_target is None:
-            kind = stop["why"].split(":", 1)[0]
+        if pruned:
             reasons[kind] = reasons.get(kind, 0) + 1
             raise optuna.TrialPruned(stop["why"])
         return tracker.value(result.summary.final_grad_norm)

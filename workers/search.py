@@ -223,7 +223,9 @@ class ScheduleAwareScheduler(FIFOScheduler):
 
     Baselines (``config["_kind"] == "baseline"``) are the yardstick: never stopped and not shown to the
     rule. The trainable's closing report (``final``) carries no new epoch and is not shown either. Every
-    trial stopped is added to ``pruned`` (pass the same set to ``TolerantOptunaSearch``)."""
+    trial stopped early is added to ``pruned`` (pass the same set to ``TolerantOptunaSearch``); a diverged
+    one is stopped but not added: divergence is a result, told to Optuna as completed with the
+    objective's worst value (``ObjectiveTracker``: 100 x cap)."""
 
     def __init__(self, config: StoppingConfig, *, max_epochs: int, pruned: set[str] | None = None) -> None:
         super().__init__()
@@ -249,7 +251,8 @@ class ScheduleAwareScheduler(FIFOScheduler):
         if not decision.stop:
             return TrialScheduler.CONTINUE
         logger.info("early stopping: trial %s %s", trial.trial_id, decision.reason)
-        self.pruned.add(trial.trial_id)
+        if decision.kind != "diverged":  # diverged is a result: completed with the worst objective
+            self.pruned.add(trial.trial_id)
         return TrialScheduler.STOP
 
 

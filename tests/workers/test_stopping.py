@@ -355,6 +355,9 @@ def test_tune_adapter_stops_searched_trials_spares_baselines_and_records_the_pru
     assert scheduler.on_trial_result(None, slow, _result(1, 0.5)) == "STOP"  # can reach at 2,000 at best
     for epoch in range(1, 5):  # a baseline is the yardstick: never stopped
         assert scheduler.on_trial_result(None, base, _result(epoch, 0.5)) == "CONTINUE"
+    # divergence ends the trial, but as a result (the worst objective), not as a pruned trial
+    bad = _TuneTrial("bad", {"_kind": "search", "schedule": SCHEDULE})
+    assert scheduler.on_trial_result(None, bad, {**_result(1, 0.5), "grad_norm": None}) == "STOP"
     assert scheduler.pruned == {"slow"}
 
 
