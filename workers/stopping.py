@@ -214,8 +214,9 @@ def schedule_aware_config(
     *, budget_sfo: float, sfo_per_epoch: float, target: float | None, **overrides: Any
 ) -> StoppingConfig:
     """The rule as the search uses it: rungs at budget / 2^k (``rungs_for``), rf 2, the projected gradient
-    norm judged after the warm-up, and incumbent capping when there is a target (the searched objective
-    must then be SFO to that target). ``overrides`` replace any ``StoppingConfig`` field."""
+    norm judged from one epoch into the first batch stage after the LR peak, and incumbent capping when
+    there is a target (the searched objective must then be SFO to that target). ``overrides`` replace any
+    ``StoppingConfig`` field (the bench's alternatives, docs/benchmarks.md §2)."""
     rf = float(overrides.pop("reduction_factor", 2.0))
     settings: dict[str, Any] = {
         "budget_sfo": budget_sfo,
@@ -264,7 +265,7 @@ class ScheduleAwareStopping:
         self.trials: dict[str, _Trial] = {}
         self.incumbent_sfo: float | None = None
 
-    def statistic(self, trial: _Trial, record: Mapping[str, Any]) -> float:
+    def _statistic(self, trial: _Trial, record: Mapping[str, Any]) -> float:
         """The trial's statistic after ``record``; +inf (the worst) once any metric it needs is missing,
         NaN or infinite, and for ever after."""
         if trial.stat and trial.stat[-1] == math.inf:
@@ -296,7 +297,7 @@ class ScheduleAwareStopping:
         if sfo is None:
             raise ValueError(f"the record of trial {trial_id} needs a finite sfo, got {record.get('sfo')!r}")
         trial = self.trials.setdefault(trial_id, _Trial(facts))
-        value = self.statistic(trial, record)
+        value = self._statistic(trial, record)
         trial.sfo.append(sfo)
         trial.stat.append(value)
         if value == math.inf:
@@ -311,20 +312,21 @@ class ScheduleAwareStopping:
         if sfo + trial.facts.sfo_per_epoch / 2 >= cfg.budget_sfo:
             return CONTINUE  # in its last epoch: stopping saves nothing and loses the trainer's summary
         # The target is checked at epoch ends, so the earliest this trial can reach it is its next record,
-        # one epoch on: if that is not below the incumbent's SFO, it cannot beat the incumbent any more.
+        # one epoch on: if that is not below the incumbent's SFO, it cannot beat the incumbent any more. (A
+        # last epoch cut short by the budget ends before that, but the incumbent is within the budget too.)
         next_record = sfo + trial.facts.sfo_per_epoch
         if cfg.cap and self.incumbent_sfo is not None and next_record >= self.incumbent_sfo:
             return Decision(
                 True,
-                f"capped: {sfo:,.0f} SFO spent without reaching the target and another trial reached it at "
-                f"{self.incumbent_sfo:,.0f}, less than one more epoch away",
+                f"capped: {sfo:,.0f} SFO spent without reaching the target, which another trial reached at "
+                f"{self.incumbent_sfo:,.0f} SFO: its next measurement cannot come earlier",
             )
         return self._rung(trial_id, trial, sfo, value)
 
     def _rung(self, trial_id: str, trial: _Trial, sfo: float, value: float) -> Decision:
         cfg = self.config
         if sfo < trial.facts.judged_from(cfg.placement) * trial.facts.sfo_per_epoch:
-            return CONTINUE  # its LR is still rising: not comparable yet
+            return CONTINUE  # before its LR peak and the batch stage after it: not comparable yet
         due = [r for r in cfg.rungs if r <= sfo and r not in trial.judged]
         if not due:
             return CONTINUE
