@@ -9,6 +9,9 @@
   outage longer than its retries; nothing else (``TOLERATED``).
 - ``make_scheduler`` builds ASHA with SFO as its clock: trials are compared by gradient norm at equal SFO.
   Baselines are never stopped early (they are the yardstick), but their results still shape the rungs.
+- ``ScheduleAwareScheduler`` (built by ``make_schedule_aware_scheduler``) is the Tune adapter of the
+  schedule-aware rule of ``workers.stopping``; the trials it stops go into a shared ``pruned`` set that
+  ``TolerantOptunaSearch(pruned=...)`` reads, so that Optuna records them PRUNED, not COMPLETE.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +29,9 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from sqlalchemy.engine import make_url
 
+from schedules.spec import Horizon
 from service.storage.db import DATABASE_FAULTS
+from workers.stopping import ScheduleAwareStopping, ScheduleFacts, StoppingConfig, schedule_aware_config
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,12 +94,22 @@ class TolerantOptunaSearch(OptunaSearch):
     wait out a database outage through ``retry`` (the driver passes its store's ``retrying``: up to the
     lease, one log line at each end). Each Optuna trial records the service's trial key (the Tune trial id)
     as its ``trial_key`` user attribute, which links the raw values Optuna drew (shown by optuna-dashboard)
-    to the trial's row, whose ``config`` holds the trial spec built from them."""
+    to the trial's row, whose ``config`` holds the trial spec built from them.
+
+    ``pruned``: ids of trials a scheduler stopped early (``ScheduleAwareScheduler.pruned``, the same
+    object). Tune completes a stopped trial with its last result, which ``OptunaSearch`` would tell Optuna
+    as COMPLETE with that result's value (a penalty); a trial in ``pruned`` is told as PRUNED instead, its
+    intermediate values already recorded."""
 
     def __init__(
-        self, *args: Any, retry: Callable[[Callable[[], Any]], Any] = _at_once, **kwargs: Any
+        self,
+        *args: Any,
+        retry: Callable[[Callable[[], Any]], Any] = _at_once,
+        pruned: Collection[str] = (),
+        **kwargs: Any,
     ) -> None:
         self._retry = retry
+        self._pruned = pruned
         super().__init__(*args, **kwargs)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -117,6 +132,8 @@ class TolerantOptunaSearch(OptunaSearch):
     ) -> None:
         if trial_id not in self._ot_trials:
             return
+        if not error and trial_id in self._pruned:
+            result = None  # OptunaSearch tells a completion without a value as PRUNED
         try:
             self._retry(lambda: OptunaSearch.on_trial_complete(self, trial_id, result=result, error=error))
         except TOLERATED as exc:
@@ -233,3 +250,63 @@ def make_scheduler(*, early_stopping: bool, max_t: float, per_epoch: float, n_se
         grace_period=max(int(grace), 1),
         reduction_factor=rf,
     )
+
+
+class ScheduleAwareScheduler(FIFOScheduler):
+    """Tune adapter of ``workers.stopping.ScheduleAwareStopping``: each epoch result of a searched trial goes
+    to the rule with the facts of the trial's schedule (``config["schedule"]`` over ``max_epochs`` epochs of
+    n_train, read off the first result as sfo / epoch); the rule's stop is Tune's STOP.
+
+    Baselines (``config["_kind"] == "baseline"``) are the yardstick: never stopped and not shown to the
+    rule. The trainable's closing report (``final``) carries no new epoch and is not shown either. Every
+    trial stopped early is added to ``pruned`` (pass the same set to ``TolerantOptunaSearch``); a diverged
+    one is stopped but not added: divergence is a result, told to Optuna as completed with the
+    objective's worst value (``ObjectiveTracker``: 100 x cap)."""
+
+    def __init__(self, config: StoppingConfig, *, max_epochs: int, pruned: set[str] | None = None) -> None:
+        super().__init__()
+        self.rule = ScheduleAwareStopping(config)
+        self.max_epochs = max_epochs
+        self.pruned: set[str] = pruned if pruned is not None else set()
+        self._facts: dict[str, ScheduleFacts] = {}
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if trial.config.get("_kind") == "baseline" or result.get("final"):
+            return TrialScheduler.CONTINUE
+        facts = self._facts.get(trial.trial_id)
+        if facts is None:
+            epoch, sfo = int(result.get("epoch") or 0), float(result.get("sfo") or 0)
+            if epoch < 1 or sfo <= 0:
+                return TrialScheduler.CONTINUE  # no epoch yet: nothing to judge
+            n_train = max(round(sfo / epoch), 1)
+            facts = ScheduleFacts.from_schedule(
+                trial.config["schedule"], Horizon(epochs=self.max_epochs, n_train=n_train)
+            )
+            self._facts[trial.trial_id] = facts
+        decision = self.rule.on_result(trial.trial_id, facts, result)
+        if not decision.stop:
+            return TrialScheduler.CONTINUE
+        logger.info("early stopping: trial %s %s", trial.trial_id, decision.reason)
+        if decision.kind != "diverged":  # diverged is a result: completed with the worst objective
+            self.pruned.add(trial.trial_id)
+        return TrialScheduler.STOP
+
+
+def make_schedule_aware_scheduler(
+    *,
+    max_t: float,
+    per_epoch: float,
+    max_epochs: int,
+    n_search: int,
+    target: float | None,
+    objective: str,
+    pruned: set[str] | None = None,
+) -> TrialScheduler:
+    """The schedule-aware rule for a job (``workers.stopping.schedule_aware_config``): rungs below ``max_t``
+    SFO, capping only when the objective is ``sfo_to_target``; FIFO when there is nothing to compare (fewer
+    than 2 searched trials, or a budget of one epoch)."""
+    if n_search < 2 or max_t <= per_epoch:
+        return FIFOScheduler()
+    capped = objective == "sfo_to_target" and target is not None
+    config = schedule_aware_config(budget_sfo=max_t, sfo_per_epoch=per_epoch, target=target, cap=capped)
+    return ScheduleAwareScheduler(config, max_epochs=max_epochs, pruned=pruned)

@@ -49,25 +49,36 @@ def test_critical_batch_smallest(
 
 
 def test_search_efficiency_smallest(
-    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import bench.search_efficiency as se
 
     monkeypatch.setattr(se, "IMG_DIR", tmp_path / "img")
 
-    assert (
-        se.main(["--seeds", "0", "--trials", "2", "--epochs", "3", "--target", "0.25", "--name", "se"]) == 0
-    )
+    argv = ["--seeds", "0", "--trials", "3", "--epochs", "3", "--target", "0.25", "--compare", "--name", "se"]
+    assert se.main(argv) == 0
     body = _load(results_dir, "se")
     run = body["per_seed"][0]
     assert set(run["fixed"]) == {"constant-b128", "paper-i", "paper-ii", "paper-iii", "paper-iv"}
-    for side in ("on", "off"):
-        search = run["search"][side]
+    assert run["search"]["on"]["rule"] == "schedule-aware" and run["search"]["off"]["rule"] is None
+    assert set(run["alternatives"]) == set(se.RULES) - {"schedule-aware"}
+    for search in [run["search"]["on"], run["search"]["off"], *run["alternatives"].values()]:
         # a search spends at least one trial's SFO and at most trials x the per-trial budget
-        assert 0 < search["total_sfo"] <= 2 * 3 * body["n_train"]
+        assert 0 < search["total_sfo"] <= 3 * 3 * body["n_train"]
+        assert search["total_sfo"] == sum(e["sfo"] for e in search["trial_log"])
         best = search["best_sfo_to_target"]
         assert best is None or best <= search["total_sfo"]
+        # every stopped trial is counted as pruned (never completed with a penalty), by its reason
+        stopped = [e for e in search["trial_log"] if e["stopped"]]
+        assert search["pruned"] == len(stopped) == sum(search["pruned_by"].values())
+        if search is not run["search"]["off"]:
+            assert search["audit"]["stopped"] == len(stopped)
     assert run["search"]["off"]["pruned"] == 0  # no pruner without early stopping
+    out = capsys.readouterr().out
+    for line in ("es_best_ratio seed0=", "es_sfo_saving ", "es_held_out_over_best_paper "):
+        assert line in out
+    assert body["checks"]["es_rule"] == "schedule-aware"
+    assert sorted(a["rule"] for a in body["checks"]["alternatives"]) == sorted(run["alternatives"])
 
 
 def test_service_load_smallest_sqlite(
