@@ -1,0 +1,637 @@
+"""The fused engine: the members of a population trained as one computation (``schedules.loop`` requests).
+
+Members share a task, so they share the architecture; they differ in schedule, momentum, optimizer variant
+and seed. What the engine does with them:
+
+- **Storage.** All members' parameters live in one (K, P) tensor, row k = member k's parameters in the
+  module's parameter order, with the momentum buffers and the gradients in two more (K, P) tensors. Two
+  kinds of leaf tensors alias those rows: *stacked* leaves of shape (K, \\*shape), one per parameter, for
+  fused computation, and each member's own ``nn.Module`` whose parameters are views of its row (its BatchNorm
+  buffers views of the stacked buffers), for a member computed alone. Their ``.grad`` are preset views of the
+  gradient tensor, so every backward lands in it. One heavy-ball update of every member is three tensor
+  operations on (K, P) with per-member vectors (``schedules.optim.stacked_update``).
+- **Forward.** Members whose current batches have the same size run one forward and one backward: for a
+  ``nn.Sequential`` of ``Linear`` and elementwise layers (the MLPs of the built-in tasks, logistic
+  regression) as batched matrix products over (K, B, F) (``baddbmm``); for any other model as
+  ``torch.func.functional_call`` under ``torch.func.vmap`` over the stacked parameters and buffers. Measured
+  on one CPU thread (digits MLP, K = 16): batched matmuls 8.3x and 3.3x the speed of 16 separate steps at b = 8
+  and 64, vmap 5.2x and 2.5x (``docs/benchmarks.md`` §8); so the explicit path is used where it applies.
+- **Grouping.** Members are grouped by their exact batch size (a member's last, partial batch of an epoch is
+  its own size); nothing is padded, so every member's step sees exactly its own examples and BatchNorm's batch
+  statistics stay the member's. A group is split so that one fused call stays under ``fuse_flops``
+  forward FLOPs (batch x members x the model's FLOPs per example, counted once with
+  ``torch.utils.flop_counter``): on a CPU a call much larger than the caches is slower fused than member by
+  member (the full-gradient pass of 16 digits MLPs over 1,347 examples ran at 0.44x). A group of one runs
+  the member's own module: the single-trial trainer's operations.
+- **BatchNorm.** Every member keeps its own running statistics (stacked buffers, updated in place through
+  vmap or through the member's module); batch statistics are per member because batches are never mixed.
+- **Measurements** (``Gradient``, ``TestPass``) read the same examples for every member (the same data, the same
+  gradient-norm subset), so a fused pass feeds one input to all members (``vmap`` with ``in_dims=None``, a
+  broadcast matmul); faithful mode with augmentation augments per member, from each member's own stream.
+- **Retiring.** A member that ends (budget, target, divergence, ``should_stop``) is dropped from the storage
+  before the next request, so it costs nothing afterwards; a diverging member never touches the others'
+  rows (every operation is per member: batched matmuls, grouped convolutions, per-row updates).
+
+Results: a member's batch sizes, LRs, steps, SFO and measurement counts are the single trainer's exactly (the
+same loop, ``schedules.loop.trial_loop``); its losses and norms differ by floating-point rounding (batched
+kernels sum in another order), which stays within the tolerance that ``tests/schedules/test_population.py``
+states, unless the run is chaotic enough to amplify it (a decision such as the adaptive family's stage change
+taken on a value within rounding of its threshold can then go the other way).
+
+Not fused: tasks that stream their data (``DatasetData``): ``FusedEngine`` refuses them; ``PlainEngine`` packs
+them unfused.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from schedules.loop import Gradient, Step
+from schedules.optim import heavy_ball_coefficients, stacked_update
+from schedules.spec import TrialSpec
+from schedules.tasks.runtime import Task, TensorData
+from schedules.trainer import (
+    AUGMENT_SEED_OFFSET,
+    _generator,
+    _Measurements,
+    build_member_model,
+    grad_norm_subset,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Forward FLOPs of one fused call above which a group is split (``FusedEngine``), per device type. On a CPU
+#: the measured crossover of the digits MLP lies between 16 x 512 examples (1.1-1.25x fused) and 16 x 1,347
+#: (0.44x); on a GPU a fused call is never slower for being large (memory permitting), so there is no limit.
+FUSE_FLOPS = {"cpu": 1.6e8}
+
+# The elementwise layers the explicit batched-matmul path passes activations through unchanged in shape.
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Identity)
+
+_LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
+
+
+class FuseRefused(ValueError):
+    """The task or model cannot be fused; the message names the task and the reason."""
+
+
+# --------------------------------------------------------------------------------------------- forwards
+
+
+class LinearStack:
+    """The explicit fused forward of a ``nn.Sequential`` of ``Linear``, elementwise and ``Flatten`` layers
+    without buffers: (G, B, F) -> (G, B, out) by ``baddbmm`` per ``Linear``; a shared input (B, F) is
+    broadcast against the stacked weights in the first ``Linear``."""
+
+    def __init__(self, plan: list[tuple[str, Any]]) -> None:
+        self.plan = plan
+
+    @classmethod
+    def of(cls, model: nn.Module) -> LinearStack | None:
+        """The plan for ``model``, or None when it is not such a stack."""
+        if not isinstance(model, nn.Sequential) or any(True for _ in model.buffers()):
+            return None
+        plan: list[tuple[str, Any]] = []
+        for name, module in model.named_children():
+            if isinstance(module, nn.Linear):
+                plan.append(("linear", (f"{name}.weight", f"{name}.bias" if module.bias is not None else None)))
+            elif isinstance(module, _ELEMENTWISE):
+                plan.append(("apply", module))
+            elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
+                plan.append(("flatten", None))
+            else:
+                return None
+        if not any(kind == "linear" for kind, _ in plan):
+            return None
+        return cls(plan)
+
+    def __call__(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor, shared: bool
+    ) -> torch.Tensor:
+        h = x
+        for kind, arg in self.plan:
+            if kind == "linear":
+                weight_name, bias_name = arg
+                w = params[weight_name].transpose(1, 2)  # (G, F, O)
+                bias = params[bias_name].unsqueeze(1) if bias_name is not None else None
+                if shared:
+                    h = torch.matmul(h, w)  # (B, F) against (G, F, O): (G, B, O)
+                    h = h + bias if bias is not None else h
+                    shared = False
+                elif bias is not None:
+                    h = torch.baddbmm(bias, h, w)
+                else:
+                    h = torch.bmm(h, w)
+            elif kind == "apply":
+                h = arg(h)
+            else:
+                h = h.flatten(1) if shared else h.flatten(2)
+        return h
+
+
+class VmapForward:
+    """``functional_call(base, (params, buffers), x)`` under ``torch.func.vmap`` over dim 0 of the stacked
+    parameters and buffers (and of ``x`` unless it is shared). In-place buffer updates (BatchNorm's running
+    statistics in train mode) land in the stacked buffers passed in."""
+
+    def __init__(self, base: nn.Module) -> None:
+        from torch.func import functional_call, vmap
+
+        self.base = base
+
+        def call(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, (p, b), (x,))
+
+        self._own = vmap(call, in_dims=(0, 0, 0))
+        self._shared = vmap(call, in_dims=(0, 0, None))
+
+    def __call__(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor, shared: bool
+    ) -> torch.Tensor:
+        return (self._shared if shared else self._own)(params, buffers, x)
+
+
+Forward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
+
+
+def flops_per_example(model: nn.Module, x: torch.Tensor) -> float:
+    """Forward FLOPs of ``model`` on one example ``x[:1]`` (eval mode, no grad), as counted by
+    ``torch.utils.flop_counter`` (matrix products and convolutions); at least 2 x the parameter count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x[:1])
+    finally:
+        model.train(was_training)
+    params = sum(p.numel() for p in model.parameters())
+    return float(max(counter.get_total_flops(), 2 * params))
+
+
+# --------------------------------------------------------------------------------------------- the engine
+
+
+class FusedEngine:
+    """Serves the requests of K ``trial_loop`` s (member i: ``specs[i]``) on one device (module docstring).
+
+    ``forward``: ``"auto"`` (the batched-matmul path where the model allows, else vmap), ``"vmap"`` or
+    ``"member"`` (every member alone through its own module: no fusion, the storage and update still shared).
+    ``fuse_flops``: the split limit (None: ``FUSE_FLOPS`` for the device type, no limit where none is set).
+
+    Raises ``FuseRefused`` for a task that streams its data, or a model whose parameters are not all float
+    tensors that require grad and are not shared between layers."""
+
+    def __init__(
+        self,
+        task: Task,
+        specs: Sequence[TrialSpec],
+        *,
+        forward: str = "auto",
+        fuse_flops: float | None = None,
+    ) -> None:
+        if not isinstance(task.train, TensorData) or not isinstance(task.test, TensorData):
+            raise FuseRefused(
+                f"task {task.name!r} streams its data (stream: true); the fused population trainer needs the "
+                "training and test sets as tensors on the device: use stream: false, or engine 'plain' to pack "
+                "the trials without fusing them"
+            )
+        if forward not in ("auto", "vmap", "member"):
+            raise ValueError(f"forward must be one of auto, vmap, member, got {forward!r}")
+        self.task = task
+        self.device = task.device
+        self.specs = list(specs)
+        self.x, self.y = task.train.x, task.train.y
+        self.test_x, self.test_y = task.test.x, task.test.y
+        n = task.n_train
+
+        models = [build_member_model(task, spec.seed) for spec in self.specs]
+        template = models[0]
+        self._check_parameters(template)
+        self.names = [name for name, _ in template.named_parameters()]
+        self.shapes = [tuple(p.shape) for _, p in template.named_parameters()]
+        sizes = [p.numel() for _, p in template.named_parameters()]
+        offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        #: (name, shape, start, end) of each parameter in a row of the (K, P) storage
+        self.slots = list(zip(self.names, self.shapes, offsets[:-1], offsets[1:], strict=True))
+        dtype = next(template.parameters()).dtype
+        self.flops = flops_per_example(template, self.x)
+        limit = fuse_flops if fuse_flops is not None else FUSE_FLOPS.get(self.device.type)
+        self.fuse_flops = math.inf if limit is None else float(limit)
+
+        # storage: one row per member
+        self.flat = torch.stack([nn.utils.parameters_to_vector(m.parameters()).detach() for m in models])
+        self.grad = torch.zeros_like(self.flat)
+        self.momentum = torch.zeros_like(self.flat)
+        self.buffer_names = [name for name, _ in template.named_buffers()]
+        self.buffers = {
+            name: torch.stack([dict(m.named_buffers())[name] for m in models]) for name in self.buffer_names
+        }
+        self.loss_sums = torch.zeros(len(models), device=self.device, dtype=dtype)
+        self.perms = torch.zeros(len(models), n, device=self.device, dtype=torch.long)
+        self.models = models
+        self.rows = list(range(len(models)))  # member id of each row
+        self.row_of = {m: r for r, m in enumerate(self.rows)}
+        self._perm_of: list[torch.Tensor | None] = [None] * len(models)
+        self._retired: set[int] = set()
+        coefficients = [heavy_ball_coefficients(s.optimizer.name, s.optimizer.momentum) for s in self.specs]
+        self.beta = [b for b, _ in coefficients]  # by member id
+        self.coef = [c for _, c in coefficients]
+        self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._full_hyper: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._lr_cache: tuple[tuple[float, ...], torch.Tensor] | None = None
+
+        # per member: its augmentation stream and its measurement passes (used for a member measured alone)
+        self.augment_gens = [
+            _generator(self.device, s.seed + AUGMENT_SEED_OFFSET) if task.augment is not None else None
+            for s in self.specs
+        ]
+        from schedules.batches import InMemoryReader
+
+        self.train_reader = InMemoryReader(task.train)
+        self.test_reader = InMemoryReader(task.test)
+        self.measures = [
+            _Measurements(task, m, self.train_reader, self.test_reader, s.grad_norm_mode, s.seed)
+            for m, s in zip(models, self.specs, strict=True)
+        ]
+        self.subset = grad_norm_subset(task)
+        self.measured = n if self.subset is None else int(self.subset.shape[0])
+        self.seconds = [0.0] * len(models)
+
+        self.base = copy.deepcopy(template).to("meta")
+        self.forward_kind = self._choose_forward(forward, template)
+        self._forward: Forward | None = None
+        if self.forward_kind == "linear":
+            self._forward = LinearStack.of(template)
+        elif self.forward_kind == "vmap":
+            self._forward = VmapForward(self.base)
+        self._bind()
+
+    # ----------------------------------------------------------------------------------------- set-up
+
+    def _check_parameters(self, model: nn.Module) -> None:
+        named = list(model.named_parameters(remove_duplicate=False))
+        if len(named) != len(list(model.named_parameters())):
+            raise FuseRefused(
+                f"the model of task {self.task.name!r} shares parameters between layers; the fused population "
+                "trainer cannot stack it (use engine 'plain')"
+            )
+        for name, p in named:
+            if not p.requires_grad or not p.is_floating_point():
+                raise FuseRefused(
+                    f"parameter {name} of task {self.task.name!r} is frozen or not a float tensor; the fused "
+                    "population trainer updates every parameter (use engine 'plain')"
+                )
+
+    def _choose_forward(self, forward: str, template: nn.Module) -> str:
+        if forward == "member":
+            return "member"
+        if forward == "auto" and LinearStack.of(template) is not None:
+            return "linear"
+        try:
+            self._probe(VmapForward(self.base))
+        except Exception as exc:  # a model vmap cannot batch: every member runs alone, still correct
+            logger.warning(
+                "task %s: torch.func.vmap cannot batch its model (%s: %s); the population's members run one "
+                "after another",
+                self.task.name,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            return "member"
+        return "vmap"
+
+    def _probe(self, forward: Forward) -> None:
+        rows = min(2, len(self.models))
+        params = {
+            name: self.flat[:rows, a:b].reshape(rows, *shape).clone().requires_grad_()
+            for name, shape, a, b in self.slots
+        }
+        buffers = {name: t[:rows].clone() for name, t in self.buffers.items()}
+        x = self.x[:2].unsqueeze(0).expand(rows, *self.x[:2].shape)
+        out = forward(params, buffers, x, False)
+        out.float().sum().backward()
+
+    def _bind(self) -> None:
+        """(Re)create the leaves over the current storage: the stacked leaves and each member's module."""
+        k = self.flat.shape[0]
+        self.stacked: dict[str, torch.Tensor] = {}
+        for name, shape, a, b in self.slots:
+            leaf = self.flat[:, a:b].view(k, *shape).detach().requires_grad_()
+            leaf.grad = self.grad[:, a:b].view(k, *shape)
+            self.stacked[name] = leaf
+        for row, member in enumerate(self.rows):
+            model = self.models[member]
+            for name, shape, a, b in self.slots:
+                owner, _, leaf_name = name.rpartition(".")
+                p = nn.Parameter(self.flat[row, a:b].view(shape))
+                p.grad = self.grad[row, a:b].view(shape)
+                model.get_submodule(owner)._parameters[leaf_name] = p
+            for name in self.buffer_names:
+                owner, _, leaf_name = name.rpartition(".")
+                model.get_submodule(owner)._buffers[leaf_name] = self.buffers[name][row]
+        self._index_cache.clear()
+        self._full_hyper = None
+        self._lr_cache = None
+
+    def _compact(self) -> None:
+        """Drop retired members' rows (called before serving, so a row is never dropped mid-round)."""
+        keep = [r for r, m in enumerate(self.rows) if m not in self._retired]
+        index = torch.tensor(keep, device=self.device, dtype=torch.long)
+        self.flat = self.flat.index_select(0, index)
+        self.grad = torch.zeros_like(self.flat)
+        self.momentum = self.momentum.index_select(0, index)
+        self.buffers = {name: t.index_select(0, index) for name, t in self.buffers.items()}
+        self.loss_sums = self.loss_sums.index_select(0, index)
+        self.perms = self.perms.index_select(0, index)
+        self._perm_of = [self._perm_of[r] for r in keep]
+        self.rows = [self.rows[r] for r in keep]
+        self.row_of = {m: r for r, m in enumerate(self.rows)}
+        self._retired.clear()
+        if self.rows:
+            self._bind()
+
+    def retire(self, member: int) -> None:
+        self._retired.add(member)
+
+    def close(self) -> None:
+        return None
+
+    def measure_seconds(self, member: int) -> float:
+        return self.seconds[member]
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _index(self, rows: Sequence[int]) -> torch.Tensor:
+        key = tuple(rows)
+        found = self._index_cache.get(key)
+        if found is None:
+            found = torch.tensor(key, device=self.device, dtype=torch.long)
+            self._index_cache[key] = found
+        return found
+
+    def _column(self, values: Sequence[float]) -> torch.Tensor:
+        """(len(values), 1) on the device without waiting for it (a pinned copy on CUDA)."""
+        t = torch.tensor(values, dtype=self.flat.dtype).unsqueeze(1)
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
+    def _split(self, rows: list[int], batch: int) -> list[list[int]]:
+        """``rows`` (same batch size) in consecutive groups of at most ``fuse_flops`` forward FLOPs each, as
+        equal in size as possible; all of them alone when the forward is ``member``."""
+        if self.forward_kind == "member":
+            return [[r] for r in rows]
+        per_member = batch * self.flops
+        most = len(rows) if per_member <= 0 else max(1, int(self.fuse_flops // per_member))
+        parts = -(-len(rows) // most)
+        size, extra = divmod(len(rows), parts)
+        out, start = [], 0
+        for i in range(parts):
+            end = start + size + (1 if i < extra else 0)
+            out.append(rows[start:end])
+            start = end
+        return out
+
+    def _views(self, rows: list[int], leaf: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
+        """Parameters and buffers of ``rows``: the stacked leaves themselves when ``rows`` are all rows in
+        order (``leaf``: a gradient then lands in ``self.grad``), else gathered copies; the flag says whether
+        buffers must be written back."""
+        if rows == list(range(len(self.rows))):
+            return dict(self.stacked), dict(self.buffers), False
+        index = self._index(rows)
+        params = {name: t.index_select(0, index) for name, t in self.stacked.items()}
+        buffers = {name: t.index_select(0, index) for name, t in self.buffers.items()}
+        return params, buffers, bool(self.buffers)
+
+    def _write_back(self, rows: list[int], buffers: dict[str, torch.Tensor]) -> None:
+        index = self._index(rows)
+        for name, t in buffers.items():
+            self.buffers[name].index_copy_(0, index, t)
+
+    # ----------------------------------------------------------------------------------------- steps
+
+    def step(self, requests: list[tuple[int, Step]]) -> None:
+        if self._retired:
+            self._compact()
+        by_size: dict[int, list[tuple[int, Step]]] = {}
+        for member, request in requests:
+            by_size.setdefault(request.size, []).append((self.row_of[member], request))
+        self.grad.zero_()
+        lrs = [0.0] * len(self.rows)
+        for size, group in by_size.items():
+            group.sort(key=lambda item: item[0])
+            step_of = dict(group)
+            for rows in self._split([row for row, _ in group], size):
+                steps = [step_of[row] for row in rows]
+                self._step_rows(rows, steps)
+                for row, s in zip(rows, steps, strict=True):
+                    lrs[row] = s.lr
+        self._update([self.row_of[m] for m, _ in requests], lrs)
+
+    def _fetch(self, rows: list[int], steps: list[Step]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The members' batches, stacked: (G, b, ...) inputs and targets."""
+        for row, s in zip(rows, steps, strict=True):
+            if self._perm_of[row] is not s.order:
+                self.perms[row].copy_(s.order)
+                self._perm_of[row] = s.order
+        size, pos = steps[0].size, steps[0].pos
+        if all(s.pos == pos for s in steps):
+            if rows == list(range(len(self.rows))):
+                idx = self.perms[:, pos : pos + size]
+            else:
+                idx = self.perms.index_select(0, self._index(rows))[:, pos : pos + size]
+        else:
+            idx = torch.stack([self.perms[row, s.pos : s.pos + size] for row, s in zip(rows, steps, strict=True)])
+        x, y = self.x[idx], self.y[idx]
+        augment = self.task.augment
+        if augment is not None:
+            gens = [self.augment_gens[self.rows[row]] for row in rows]
+            x = torch.stack([augment(x[j], gen) for j, gen in enumerate(gens)])  # type: ignore[arg-type]
+        return x, y
+
+    def _step_rows(self, rows: list[int], steps: list[Step]) -> None:
+        x, y = self._fetch(rows, steps)
+        loss = self.task.loss
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
+            if len(rows) == 1:  # alone: the member's own module, as the single-trial trainer steps
+                row = rows[0]
+                value = loss.mean(self.models[self.rows[row]](x[0]), y[0])
+                value.backward()
+                self.loss_sums[row] += value.detach()
+                return
+            assert self._forward is not None
+            params, buffers, write_back = self._views(rows, leaf=True)
+            out = self._forward(params, buffers, x, False)
+            g, b = len(rows), steps[0].size
+            losses = loss.per_example(out.flatten(0, 1), y.flatten(0, 1)).view(g, b).mean(1)
+            losses.sum().backward()
+        if write_back:
+            self._write_back(rows, buffers)
+        if len(rows) == len(self.rows):
+            self.loss_sums += losses.detach()
+        else:
+            self.loss_sums.index_add_(0, self._index(rows), losses.detach())
+
+    def _update(self, stepping: list[int], lrs: list[float]) -> None:
+        """One heavy-ball update of the rows that stepped; the others are left exactly as they are."""
+        everyone = len(stepping) == len(self.rows)
+        if everyone:
+            if self._full_hyper is None:
+                self._full_hyper = (
+                    self._column([self.beta[m] for m in self.rows]),
+                    self._column([self.coef[m] for m in self.rows]),
+                )
+            beta, coef = self._full_hyper
+        else:
+            moving = set(stepping)
+            beta = self._column([self.beta[m] if r in moving else 1.0 for r, m in enumerate(self.rows)])
+            coef = self._column([self.coef[m] if r in moving else 0.0 for r, m in enumerate(self.rows)])
+        key = tuple(lrs)
+        if self._lr_cache is None or self._lr_cache[0] != key:
+            self._lr_cache = (key, self._column([-lr for lr in lrs]))
+        stacked_update(self.flat, self.grad, self.momentum, beta=beta, coef=coef, neg_lr=self._lr_cache[1])
+
+    # ----------------------------------------------------------------------------------------- measurements
+
+    def train_loss(self, members: list[int]) -> list[float]:
+        if self._retired:
+            self._compact()
+        rows = [self.row_of[m] for m in members]
+        index = self._index(rows)
+        values = self.loss_sums.index_select(0, index).tolist()
+        self.loss_sums.index_fill_(0, index, 0.0)
+        return [float(v) for v in values]
+
+    def gradient(self, requests: list[tuple[int, Gradient]]) -> list[tuple[float, float]]:
+        if self._retired:
+            self._compact()
+        results: dict[int, tuple[float, float]] = {}
+        groups: dict[tuple[str, int], list[int]] = {}
+        for member, request in requests:
+            mode = self.specs[member].grad_norm_mode
+            chunk = request.batch_size if mode == "faithful" else self.task.measure_chunk
+            groups.setdefault((mode, chunk), []).append(self.row_of[member])
+        for (mode, chunk), rows in groups.items():
+            rows.sort()
+            for part in self._split(rows, min(chunk, self.measured)):
+                started = time.perf_counter()
+                if len(part) == 1:
+                    member = self.rows[part[0]]
+                    measure = self.measures[member]
+                    before = measure.seconds
+                    results[member] = measure.grad(chunk)
+                    self.seconds[member] += measure.seconds - before
+                    continue
+                values = self._fused_gradient(part, mode, chunk)
+                spent = time.perf_counter() - started
+                for row, value in zip(part, values, strict=True):
+                    results[self.rows[row]] = value
+                    self.seconds[self.rows[row]] += spent
+        return [results[member] for member, _ in requests]
+
+    def _fused_gradient(self, rows: list[int], mode: str, chunk: int) -> list[tuple[float, float]]:
+        """f and ||grad f|| of each member in ``rows`` over the measured examples (``schedules.grad``'s
+        definitions: clean = exact mean in eval mode; faithful = train mode, chunks of b, each chunk's mean-loss
+        gradient weighted by b / n)."""
+        assert self._forward is not None
+        faithful = mode == "faithful"
+        n = self.measured
+        g = len(rows)
+        index = self._index(rows)
+        flat = self.flat.index_select(0, index).requires_grad_()
+        params = {
+            name: flat[:, a:b].view(g, *shape)
+            for name, shape, a, b in self.slots
+        }
+        buffers = {name: t.index_select(0, index) for name, t in self.buffers.items()}
+        augments = [self.measures[self.rows[r]].augment for r in rows] if faithful else []
+        total = torch.zeros_like(flat)
+        loss_sum = torch.zeros(g, device=self.device, dtype=torch.float64)
+        self.base.train(faithful)
+        try:
+            for xc, yc in self.train_reader.chunks(chunk, self.subset):
+                shared = True
+                if faithful and augments and augments[0] is not None:
+                    xc = torch.stack([a(xc) for a in augments])  # type: ignore[misc]
+                    shared = False
+                out = self._forward(params, buffers, xc, shared)
+                targets = yc.unsqueeze(0).expand(g, *yc.shape).flatten(0, 1)
+                per = self.task.loss.per_example(out.flatten(0, 1), targets).view(g, -1)
+                if faithful:
+                    value = per.mean(1) * (chunk / n)
+                    loss_sum += per.detach().sum(1).double() / n
+                else:
+                    value = per.sum(1)
+                    loss_sum += value.detach().double()
+                (grad,) = torch.autograd.grad(value.sum(), flat)
+                total += grad
+        finally:
+            self.base.train(True)
+        if buffers:
+            self._write_back(rows, buffers)
+        if not faithful:
+            total /= float(n)
+            loss_sum /= n
+        norms = torch.linalg.vector_norm(total, dim=1)
+        pairs = torch.stack([loss_sum, norms.double()], dim=1).tolist()
+        return [(float(f), float(norm)) for f, norm in pairs]
+
+    def test(self, members: list[int]) -> list[tuple[float, float | None]]:
+        if self._retired:
+            self._compact()
+        rows = sorted(self.row_of[m] for m in members)
+        results: dict[int, tuple[float, float | None]] = {}
+        for part in self._split(rows, min(self.task.measure_chunk, self.task.n_test)):
+            started = time.perf_counter()
+            if len(part) == 1:
+                member = self.rows[part[0]]
+                measure = self.measures[member]
+                before = measure.seconds
+                results[member] = measure.test()
+                self.seconds[member] += measure.seconds - before
+                continue
+            values = self._fused_test(part)
+            spent = time.perf_counter() - started
+            for row, value in zip(part, values, strict=True):
+                results[self.rows[row]] = value
+                self.seconds[self.rows[row]] += spent
+        return [results[m] for m in members]
+
+    @torch.no_grad()
+    def _fused_test(self, rows: list[int]) -> list[tuple[float, float | None]]:
+        assert self._forward is not None
+        g = len(rows)
+        index = self._index(rows)
+        params = {name: t.detach().index_select(0, index) for name, t in self.stacked.items()}
+        buffers = {name: t.index_select(0, index) for name, t in self.buffers.items()}
+        loss_sum = torch.zeros(g, device=self.device, dtype=torch.float64)
+        correct = torch.zeros(g, device=self.device, dtype=torch.float64)
+        accuracy = self.task.accuracy
+        self.base.eval()
+        try:
+            for xc, yc in self.test_reader.chunks(self.task.measure_chunk):
+                out = self._forward(params, buffers, xc, True).flatten(0, 1)
+                targets = yc.unsqueeze(0).expand(g, *yc.shape).flatten(0, 1)
+                loss_sum += self.task.loss.per_example(out, targets).view(g, -1).sum(1, dtype=torch.float64)
+                if accuracy is not None:
+                    correct += accuracy(out, targets).view(g, -1).sum(1, dtype=torch.float64)
+        finally:
+            self.base.train(True)
+        count = max(self.task.n_test, 1)
+        losses = (loss_sum / count).tolist()
+        if accuracy is None:
+            return [(float(v), None) for v in losses]
+        accs = (correct / count).tolist()
+        return [(float(v), float(a)) for v, a in zip(losses, accs, strict=True)]
