@@ -6,40 +6,42 @@ and seed. What the engine does with them:
 - **Storage.** All members' parameters live in one (K, P) tensor, row k = member k's parameters in the
   module's parameter order, with the momentum buffers and the gradients in two more (K, P) tensors. Two
   kinds of leaf tensors alias those rows: *stacked* leaves of shape (K, \\*shape), one per parameter, for
-  fused computation, and each member's own ``nn.Module`` whose parameters are views of its row (its BatchNorm
-  buffers views of the stacked buffers), for a member computed alone. Their ``.grad`` are preset views of the
-  gradient tensor, so every backward lands in it. One heavy-ball update of every member is three tensor
-  operations on (K, P) with per-member vectors (``schedules.optim.stacked_update``).
-- **Forward.** Members whose current batches have the same size run one forward and one backward: for a
-  ``nn.Sequential`` of ``Linear`` and elementwise layers (the MLPs of the built-in tasks, logistic
-  regression) as batched matrix products over (K, B, F) (``baddbmm``); for any other model as
-  ``torch.func.functional_call`` under ``torch.func.vmap`` over the stacked parameters and buffers. Measured
-  on one CPU thread (digits MLP, K = 16): batched matmuls 8.3x and 3.3x the speed of 16 separate steps at b = 8
-  and 64, vmap 5.2x and 2.5x (``docs/benchmarks.md`` §8); so the explicit path is used where it applies.
-- **Grouping.** Members are grouped by their exact batch size (a member's last, partial batch of an epoch is
-  its own size); nothing is padded, so every member's step sees exactly its own examples and BatchNorm's batch
-  statistics stay the member's. A group is split so that one fused call stays under ``fuse_flops``
-  forward FLOPs (batch x members x the model's FLOPs per example, counted once with
-  ``torch.utils.flop_counter``): on a CPU a call much larger than the caches is slower fused than member by
-  member (the full-gradient pass of 16 digits MLPs over 1,347 examples ran at 0.44x). A group of one runs
-  the member's own module: the single-trial trainer's operations.
+  fused computation, and each member's own ``nn.Module`` whose parameters are views of its row (its
+  BatchNorm buffers views of the stacked buffers), for a member computed alone. Their ``.grad`` are preset
+  views of the gradient tensor, so every backward lands there in place. The heavy-ball update of every
+  member is three operations on (K, P) with per-member vectors (``schedules.optim.stacked_update``).
+- **Forward.** Members in one call run one forward and one backward: for a ``nn.Sequential`` of ``Linear``
+  and elementwise layers (the MLPs of the built-in tasks, logistic regression) as batched matrix products
+  over (K, B, F) (``LinearStack``); for any other model as ``torch.func.functional_call`` under
+  ``torch.func.vmap`` over the stacked parameters and buffers (``VmapForward``). Measured on one CPU thread
+  (16 digits MLPs, one step each): batched matmuls 8.6x and 3.4x the speed of 16 separate steps at b = 8
+  and 64, vmap 5.2x and 2.5x, vmap over ``grad`` 2.7x and 2.5x; so the explicit path is taken where it
+  applies. A model vmap cannot batch runs member by member (logged once).
+- **Grouping** (``plan_round``, a cost model in FLOPs). Models whose examples never interact
+  (``LinearStack``) may pad: a round's stepping members are sorted by batch size and cut into calls, each
+  padded to its largest batch with zero-weight examples, wherever one call costs less than two; members not
+  stepping this round may join at zero weight when one call over everyone is cheaper. Other models
+  (BatchNorm couples a batch's examples) group only members of exactly the same batch size, so batch
+  statistics stay each member's own. A call is split where it would exceed ``fuse_flops``: on a CPU a call
+  far larger than the caches runs slower fused than member by member (16 digits MLPs' full gradient over
+  1,347 examples: 0.44x). A call of one member runs its own module, the single trainer's operations.
 - **BatchNorm.** Every member keeps its own running statistics (stacked buffers, updated in place through
-  vmap or through the member's module); batch statistics are per member because batches are never mixed.
-- **Measurements** (``Gradient``, ``TestPass``) read the same examples for every member (the same data, the same
-  gradient-norm subset), so a fused pass feeds one input to all members (``vmap`` with ``in_dims=None``, a
-  broadcast matmul); faithful mode with augmentation augments per member, from each member's own stream.
+  vmap or through the member's module).
+- **Measurements** (``Gradient``, ``TestPass``) read the same examples for every member (the same data, the
+  same gradient-norm subset), so a fused pass feeds one input to all members (``vmap`` with ``in_dims=None``,
+  a broadcast matmul); faithful mode with augmentation augments per member, from each member's own stream.
 - **Retiring.** A member that ends (budget, target, divergence, ``should_stop``) is dropped from the storage
-  before the next request, so it costs nothing afterwards; a diverging member never touches the others'
-  rows (every operation is per member: batched matmuls, grouped convolutions, per-row updates).
+  before the next request; a diverging member never touches the others' rows (every operation is per row).
 
 Results: a member's batch sizes, LRs, steps, SFO and measurement counts are the single trainer's exactly (the
 same loop, ``schedules.loop.trial_loop``); its losses and norms differ by floating-point rounding (batched
-kernels sum in another order), which stays within the tolerance that ``tests/schedules/test_population.py``
-states, unless the run is chaotic enough to amplify it (a decision such as the adaptive family's stage change
-taken on a value within rounding of its threshold can then go the other way).
+kernels sum in another order; about 1e-6 relative per gradient), which stays within the tolerance of
+``tests/schedules/test_population.py`` except in runs that amplify rounding, and those amplify the same noise
+added to the single trainer as much. A decision taken on a value within rounding of its threshold (the
+adaptive family's stage change, ``stop_at_target``) can then go the other way.
 
-Not fused: tasks that stream their data (``DatasetData``): ``FusedEngine`` refuses them; ``PlainEngine`` packs
-them unfused.
+Not fused: tasks that stream their data (``DatasetData``): ``FusedEngine`` refuses them;
+``schedules.trainer.PlainEngine`` packs them unfused.
 """
 
 from __future__ import annotations
@@ -73,11 +75,30 @@ logger = logging.getLogger(__name__)
 #: the measured crossover of the digits MLP lies between 16 x 512 examples (1.1-1.25x fused) and 16 x 1,347
 #: (0.44x); on a GPU a fused call is never slower for being large (memory permitting), so there is no limit.
 FUSE_FLOPS = {"cpu": 1.6e8}
+#: The fixed cost of one fused call (forward, backward, gathering) in forward-FLOP equivalents, per device
+#: type: on one CPU thread a fused step of 16 digits MLPs cost 0.42 ms plus 1.15 us per member-example
+#: (18,944 forward FLOPs each), so 0.42 ms is worth about 7e6 FLOPs; a GPU launch costs far more arithmetic.
+OVERHEAD_FLOPS = {"cpu": 6e6, "cuda": 1e10}
 
 # The elementwise layers the explicit batched-matmul path passes activations through unchanged in shape.
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Identity)
 
 _LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
+_layout_warned = False
+
+
+def _backward(value: torch.Tensor) -> None:
+    """``value.backward()``. The leaves' preset gradients are strided like their (strided) parameters, which
+    torch's gradient layout contract flags once per process as a possible slowdown; it is the layout we want
+    (the gradients land in the (K, P) tensor in place), so that one warning is silenced."""
+    global _layout_warned
+    if _layout_warned:
+        value.backward()
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
+        value.backward()
+    _layout_warned = True
 
 
 class FuseRefused(ValueError):
@@ -103,7 +124,9 @@ class LinearStack:
         plan: list[tuple[str, Any]] = []
         for name, module in model.named_children():
             if isinstance(module, nn.Linear):
-                plan.append(("linear", (f"{name}.weight", f"{name}.bias" if module.bias is not None else None)))
+                plan.append(
+                    ("linear", (f"{name}.weight", f"{name}.bias" if module.bias is not None else None))
+                )
             elif isinstance(module, _ELEMENTWISE):
                 plan.append(("apply", module))
             elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
@@ -157,7 +180,14 @@ class VmapForward:
     def __call__(
         self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor, shared: bool
     ) -> torch.Tensor:
-        return (self._shared if shared else self._own)(params, buffers, x)
+        # PyTorch's fused transformer kernel (taken in eval mode when no parameter seems to need a gradient,
+        # which batched tensors under vmap seem not to) has no derivative; the measurement pass needs one.
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            return (self._shared if shared else self._own)(params, buffers, x)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 Forward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
@@ -177,6 +207,67 @@ def flops_per_example(model: nn.Module, x: torch.Tensor) -> float:
         model.train(was_training)
     params = sum(p.numel() for p in model.parameters())
     return float(max(counter.get_total_flops(), 2 * params))
+
+
+def plan_round(
+    sizes: tuple[int, ...], *, flops: float, overhead: float, limit: float, pad: bool, alone: bool
+) -> list[tuple[list[int], int]]:
+    """How one round's steps are computed: a list of (rows, width) calls, each row's batch padded to
+    ``width``. ``sizes[r]`` is row r's batch size this round (0: it does not step).
+
+    Cost model, in forward FLOPs: a call costs ``overhead`` (the fixed work of a fused forward, backward and
+    bookkeeping) plus ``flops`` x rows x width, and may not exceed ``limit`` unless it is one row; a call over
+    a subset of rows costs a quarter ``overhead`` more (gathering and scattering their rows). Without
+    ``pad`` (a model whose examples may interact, e.g. through BatchNorm) only rows of equal size share a
+    call, split as evenly as ``limit`` requires. With ``pad`` the stepping rows, sorted by size, are cut into
+    consecutive calls by dynamic programming, and one call over every row (non-stepping rows included, at
+    zero weight) is taken when it is cheaper. ``alone``: every stepping row is its own call."""
+    stepping = sorted((size, row) for row, size in enumerate(sizes) if size > 0)
+    if alone:
+        return [([row], size) for size, row in stepping]
+    if not pad:
+        by_size: dict[int, list[int]] = {}
+        for size, row in stepping:
+            by_size.setdefault(size, []).append(row)
+        out = []
+        for size, rows in by_size.items():
+            most = max(1, int(limit // (size * flops))) if size * flops > 0 else len(rows)
+            parts = -(-len(rows) // most)
+            share, extra = divmod(len(rows), parts)
+            start = 0
+            for i in range(parts):
+                end = start + share + (1 if i < extra else 0)
+                out.append((sorted(rows[start:end]), size))
+                start = end
+        return out
+    m = len(stepping)
+
+    def cost(i: int, j: int) -> float:  # one call over stepping[i:j], width = the largest size
+        work = flops * (j - i) * stepping[j - 1][0]
+        if j - i > 1 and work > limit:
+            return math.inf
+        return overhead * (1.0 if j - i == len(sizes) else 1.25) + work
+
+    best = [0.0] + [math.inf] * m
+    cut = [0] * (m + 1)
+    for j in range(1, m + 1):
+        for i in range(j):
+            c = best[i] + cost(i, j)
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    calls: list[tuple[list[int], int]] = []
+    j = m
+    while j > 0:
+        i = cut[j]
+        calls.append((sorted(row for _, row in stepping[i:j]), stepping[j - 1][0]))
+        j = i
+    calls.reverse()
+    if m < len(sizes) and m:
+        width = stepping[-1][0]
+        everyone = overhead + flops * len(sizes) * width
+        if everyone < best[m] and flops * len(sizes) * width <= limit:
+            return [(list(range(len(sizes))), width)]
+    return calls
 
 
 # --------------------------------------------------------------------------------------------- the engine
@@ -203,8 +294,8 @@ class FusedEngine:
         if not isinstance(task.train, TensorData) or not isinstance(task.test, TensorData):
             raise FuseRefused(
                 f"task {task.name!r} streams its data (stream: true); the fused population trainer needs the "
-                "training and test sets as tensors on the device: use stream: false, or engine 'plain' to pack "
-                "the trials without fusing them"
+                "training and test sets as tensors on the device: use stream: false, or engine 'plain' to "
+                "pack the trials without fusing them"
             )
         if forward not in ("auto", "vmap", "member"):
             raise ValueError(f"forward must be one of auto, vmap, member, got {forward!r}")
@@ -248,7 +339,11 @@ class FusedEngine:
         self.beta = [b for b, _ in coefficients]  # by member id
         self.coef = [c for _, c in coefficients]
         self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
-        self._full_hyper: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._plans: dict[tuple[int, ...], list[tuple[list[int], int]]] = {}
+        self._aranges: dict[int, torch.Tensor] = {}
+        self._weight_cache: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}
+        self.overhead_flops = OVERHEAD_FLOPS.get(self.device.type, OVERHEAD_FLOPS["cuda"])
+        self._hyper: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._lr_cache: tuple[tuple[float, ...], torch.Tensor] | None = None
 
         # per member: its augmentation stream and its measurement passes (used for a member measured alone)
@@ -283,8 +378,8 @@ class FusedEngine:
         named = list(model.named_parameters(remove_duplicate=False))
         if len(named) != len(list(model.named_parameters())):
             raise FuseRefused(
-                f"the model of task {self.task.name!r} shares parameters between layers; the fused population "
-                "trainer cannot stack it (use engine 'plain')"
+                f"the model of task {self.task.name!r} shares parameters between layers; the fused "
+                "population trainer cannot stack it (use engine 'plain')"
             )
         for name, p in named:
             if not p.requires_grad or not p.is_floating_point():
@@ -341,7 +436,9 @@ class FusedEngine:
                 owner, _, leaf_name = name.rpartition(".")
                 model.get_submodule(owner)._buffers[leaf_name] = self.buffers[name][row]
         self._index_cache.clear()
-        self._full_hyper = None
+        self._plans.clear()
+        self._weight_cache.clear()
+        self._hyper.clear()
         self._lr_cache = None
 
     def _compact(self) -> None:
@@ -403,16 +500,31 @@ class FusedEngine:
             start = end
         return out
 
-    def _views(self, rows: list[int], leaf: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
-        """Parameters and buffers of ``rows``: the stacked leaves themselves when ``rows`` are all rows in
-        order (``leaf``: a gradient then lands in ``self.grad``), else gathered copies; the flag says whether
-        buffers must be written back."""
+    def _leaves(self, data: torch.Tensor, grad: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Leaf tensors (G, \\*shape) aliasing the rows of ``data`` (G, P), their ``.grad`` preset to the same
+        views of ``grad``: a backward accumulates into ``grad`` in place, with no per-parameter gradient
+        tensors to allocate and gather."""
+        g = data.shape[0]
+        out = {}
+        for name, shape, a, b in self.slots:
+            leaf = data[:, a:b].view(g, *shape).detach().requires_grad_()
+            leaf.grad = grad[:, a:b].view(g, *shape)
+            out[name] = leaf
+        return out
+
+    def _gather(
+        self, rows: list[int]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor | None]:
+        """Parameters and buffers of ``rows`` for a fused step: the stacked leaves themselves when ``rows``
+        are all rows in order (gradients land in ``self.grad``), else leaves over a gathered copy whose
+        gradient (returned) the caller scatters back, with gathered buffers to write back."""
         if rows == list(range(len(self.rows))):
-            return dict(self.stacked), dict(self.buffers), False
+            return self.stacked, self.buffers, None
         index = self._index(rows)
-        params = {name: t.index_select(0, index) for name, t in self.stacked.items()}
+        data = self.flat.index_select(0, index)
+        grad = torch.zeros_like(data)
         buffers = {name: t.index_select(0, index) for name, t in self.buffers.items()}
-        return params, buffers, bool(self.buffers)
+        return self._leaves(data, grad), buffers, grad
 
     def _write_back(self, rows: list[int], buffers: dict[str, torch.Tensor]) -> None:
         index = self._index(rows)
@@ -424,60 +536,107 @@ class FusedEngine:
     def step(self, requests: list[tuple[int, Step]]) -> None:
         if self._retired:
             self._compact()
-        by_size: dict[int, list[tuple[int, Step]]] = {}
+        rows = len(self.rows)
+        sizes = [0] * rows
+        step_of: list[Step | None] = [None] * rows
         for member, request in requests:
-            by_size.setdefault(request.size, []).append((self.row_of[member], request))
+            row = self.row_of[member]
+            sizes[row], step_of[row] = request.size, request
         self.grad.zero_()
-        lrs = [0.0] * len(self.rows)
-        for size, group in by_size.items():
-            group.sort(key=lambda item: item[0])
-            step_of = dict(group)
-            for rows in self._split([row for row, _ in group], size):
-                steps = [step_of[row] for row in rows]
-                self._step_rows(rows, steps)
-                for row, s in zip(rows, steps, strict=True):
-                    lrs[row] = s.lr
-        self._update([self.row_of[m] for m, _ in requests], lrs)
+        for group, width in self._plan(tuple(sizes)):
+            self._step_rows(group, [step_of[r] for r in group], width)
+        self._update(
+            [r for r in range(rows) if step_of[r] is not None], [s.lr if s else 0.0 for s in step_of]
+        )
 
-    def _fetch(self, rows: list[int], steps: list[Step]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The members' batches, stacked: (G, b, ...) inputs and targets."""
+    def _plan(self, sizes: tuple[int, ...]) -> list[tuple[list[int], int]]:
+        """The round's fused calls: (rows, width) with every row's batch padded to ``width`` (rows whose size
+        is 0 do not step: all zero weights). Memoised: a batch-size pattern repeats for a whole epoch."""
+        found = self._plans.get(sizes)
+        if found is None:
+            found = plan_round(
+                sizes,
+                flops=self.flops,
+                overhead=self.overhead_flops,
+                limit=self.fuse_flops,
+                pad=self.forward_kind == "linear",
+                alone=self.forward_kind == "member",
+            )
+            self._plans[sizes] = found
+        return found
+
+    def _fetch(
+        self, rows: list[int], steps: list[Step | None], width: int
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The members' batches stacked to (G, width, ...), inputs and targets, and each row's real size.
+        Positions past a row's size (padding, or a row that does not step) hold valid examples that get zero
+        weight; augmentation touches only a row's real examples, so its stream moves as when it is alone."""
         for row, s in zip(rows, steps, strict=True):
-            if self._perm_of[row] is not s.order:
+            if s is not None and self._perm_of[row] is not s.order:
                 self.perms[row].copy_(s.order)
                 self._perm_of[row] = s.order
-        size, pos = steps[0].size, steps[0].pos
-        if all(s.pos == pos for s in steps):
-            if rows == list(range(len(self.rows))):
-                idx = self.perms[:, pos : pos + size]
-            else:
-                idx = self.perms.index_select(0, self._index(rows))[:, pos : pos + size]
+        sizes = [0 if s is None else s.size for s in steps]
+        everyone = rows == list(range(len(self.rows)))
+        perms = self.perms if everyone else self.perms.index_select(0, self._index(rows))
+        first = steps[0]
+        if first is not None and all(s is not None and s.pos == first.pos and s.size == width for s in steps):
+            idx = perms[:, first.pos : first.pos + width]
         else:
-            idx = torch.stack([self.perms[row, s.pos : s.pos + size] for row, s in zip(rows, steps, strict=True)])
+            starts = torch.tensor([0 if s is None else s.pos for s in steps], dtype=torch.long).unsqueeze(1)
+            offsets = (starts.to(self.device) + self._arange(width)).clamp_(max=self.x.shape[0] - 1)
+            idx = perms.gather(1, offsets)
         x, y = self.x[idx], self.y[idx]
         augment = self.task.augment
         if augment is not None:
-            gens = [self.augment_gens[self.rows[row]] for row in rows]
-            x = torch.stack([augment(x[j], gen) for j, gen in enumerate(gens)])  # type: ignore[arg-type]
-        return x, y
+            x = x.clone()
+            for j, (row, size) in enumerate(zip(rows, sizes, strict=True)):
+                gen = self.augment_gens[self.rows[row]]
+                if size and gen is not None:
+                    x[j, :size] = augment(x[j, :size], gen)
+        return x, y, sizes
 
-    def _step_rows(self, rows: list[int], steps: list[Step]) -> None:
-        x, y = self._fetch(rows, steps)
+    def _arange(self, width: int) -> torch.Tensor:
+        found = self._aranges.get(width)
+        if found is None:
+            found = torch.arange(width, device=self.device)
+            self._aranges[width] = found
+        return found
+
+    def _weights(self, sizes: list[int], width: int) -> torch.Tensor:
+        """(G, width): 1/b for a row's b real examples, 0 for its padding and for a row that does not step."""
+        key = (tuple(sizes), width)
+        found = self._weight_cache.get(key)
+        if found is None:
+            w = torch.zeros(len(sizes), width, dtype=self.flat.dtype)
+            for j, size in enumerate(sizes):
+                if size:
+                    w[j, :size] = 1.0 / size
+            found = w.to(self.device)
+            self._weight_cache[key] = found
+        return found
+
+    def _step_rows(self, rows: list[int], steps: list[Step | None], width: int) -> None:
+        x, y, sizes = self._fetch(rows, steps, width)
         loss = self.task.loss
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
-            if len(rows) == 1:  # alone: the member's own module, as the single-trial trainer steps
-                row = rows[0]
-                value = loss.mean(self.models[self.rows[row]](x[0]), y[0])
-                value.backward()
-                self.loss_sums[row] += value.detach()
-                return
-            assert self._forward is not None
-            params, buffers, write_back = self._views(rows, leaf=True)
-            out = self._forward(params, buffers, x, False)
-            g, b = len(rows), steps[0].size
-            losses = loss.per_example(out.flatten(0, 1), y.flatten(0, 1)).view(g, b).mean(1)
-            losses.sum().backward()
-        if write_back:
+        if len(rows) == 1:  # alone: the member's own module, as the single-trial trainer steps
+            row = rows[0]
+            value = loss.mean(self.models[self.rows[row]](x[0]), y[0])
+            _backward(value)
+            self.loss_sums[row] += value.detach()
+            return
+        assert self._forward is not None
+        params, buffers, grad = self._gather(rows)
+        out = self._forward(params, buffers, x, False)
+        g = len(rows)
+        per = loss.per_example(out.flatten(0, 1), y.flatten(0, 1)).view(g, width)
+        if all(size == width for size in sizes):
+            losses = per.mean(1)
+        else:
+            losses = (per * self._weights(sizes, width)).sum(1)
+        _backward(losses.sum())
+        if grad is not None:
+            index = self._index(rows)
+            self.grad.index_copy_(0, index, grad)
             self._write_back(rows, buffers)
         if len(rows) == len(self.rows):
             self.loss_sums += losses.detach()
@@ -486,18 +645,16 @@ class FusedEngine:
 
     def _update(self, stepping: list[int], lrs: list[float]) -> None:
         """One heavy-ball update of the rows that stepped; the others are left exactly as they are."""
-        everyone = len(stepping) == len(self.rows)
-        if everyone:
-            if self._full_hyper is None:
-                self._full_hyper = (
-                    self._column([self.beta[m] for m in self.rows]),
-                    self._column([self.coef[m] for m in self.rows]),
-                )
-            beta, coef = self._full_hyper
-        else:
-            moving = set(stepping)
-            beta = self._column([self.beta[m] if r in moving else 1.0 for r, m in enumerate(self.rows)])
-            coef = self._column([self.coef[m] if r in moving else 0.0 for r, m in enumerate(self.rows)])
+        moving = tuple(stepping)
+        hyper = self._hyper.get(moving)
+        if hyper is None:
+            step = set(moving)
+            hyper = (
+                self._column([self.beta[m] if r in step else 1.0 for r, m in enumerate(self.rows)]),
+                self._column([self.coef[m] if r in step else 0.0 for r, m in enumerate(self.rows)]),
+            )
+            self._hyper[moving] = hyper
+        beta, coef = hyper
         key = tuple(lrs)
         if self._lr_cache is None or self._lr_cache[0] != key:
             self._lr_cache = (key, self._column([-lr for lr in lrs]))
@@ -543,21 +700,17 @@ class FusedEngine:
 
     def _fused_gradient(self, rows: list[int], mode: str, chunk: int) -> list[tuple[float, float]]:
         """f and ||grad f|| of each member in ``rows`` over the measured examples (``schedules.grad``'s
-        definitions: clean = exact mean in eval mode; faithful = train mode, chunks of b, each chunk's mean-loss
-        gradient weighted by b / n)."""
+        definitions: clean = exact mean in eval mode; faithful = train mode, chunks of b, each chunk's
+        mean-loss gradient weighted by b / n)."""
         assert self._forward is not None
         faithful = mode == "faithful"
         n = self.measured
         g = len(rows)
         index = self._index(rows)
-        flat = self.flat.index_select(0, index).requires_grad_()
-        params = {
-            name: flat[:, a:b].view(g, *shape)
-            for name, shape, a, b in self.slots
-        }
+        total = torch.zeros(g, self.flat.shape[1], device=self.device, dtype=self.flat.dtype)
+        params = self._leaves(self.flat.index_select(0, index), total)
         buffers = {name: t.index_select(0, index) for name, t in self.buffers.items()}
         augments = [self.measures[self.rows[r]].augment for r in rows] if faithful else []
-        total = torch.zeros_like(flat)
         loss_sum = torch.zeros(g, device=self.device, dtype=torch.float64)
         self.base.train(faithful)
         try:
@@ -575,8 +728,7 @@ class FusedEngine:
                 else:
                     value = per.sum(1)
                     loss_sum += value.detach().double()
-                (grad,) = torch.autograd.grad(value.sum(), flat)
-                total += grad
+                _backward(value.sum())  # accumulates into ``total`` (``_leaves``)
         finally:
             self.base.train(True)
         if buffers:

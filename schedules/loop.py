@@ -6,20 +6,22 @@ seeded permutation per epoch, the batch plan and the LR of every step from the r
 touches the model it yields a request and receives the result, so the loop never knows how (or with which
 other trials) the work is done:
 
-| request | what is done | result |
-|---|---|---|
-| ``Step(order, pos, size, lr)`` | fetch examples ``order[pos : pos + size]`` (augmented when the task augments), one optimizer step at LR ``lr`` on their batch-mean loss | None |
-| ``Gradient(batch_size)`` | a measurement pass: f(theta) and the full gradient norm (``batch_size``: faithful mode's chunk) | (f, norm) |
-| ``TrainLoss()`` | the sum of the batch losses of the steps since the last ``TrainLoss`` (then restarted at 0) | float |
-| ``TestPass()`` | test loss and accuracy | (loss, accuracy or None) |
+- ``Step(order, pos, size, lr)``: fetch examples ``order[pos : pos + size]`` (augmented when the task
+  augments) and take one optimizer step at LR ``lr`` on their batch-mean loss; result None;
+- ``Gradient(batch_size)``: a measurement pass, f(theta) and the full gradient norm (``batch_size``: faithful
+  mode's chunk); result (f, norm);
+- ``TrainLoss()``: the sum of the batch losses of the steps since the last ``TrainLoss`` (then restarted at
+  0); result a float;
+- ``TestPass()``: test loss and accuracy; result (loss, accuracy or None).
 
 An *engine* serves requests: ``schedules.trainer.PlainEngine`` (each trial its own module and optimizer, one
 request at a time: the single-trial trainer, bit for bit as before) or ``schedules.fused.FusedEngine`` (the
 members of a population in stacked parameters, their steps and measurements fused). ``run(loops, engine)``
-drives any number of loops: each round it serves every pending ``Step`` together; measurement requests wait
-until no loop can step, then are served together. A loop's results do not depend on that order (members share
-nothing but the engine), only the grouping does, which is what fusing needs: members of one batch plan step in
-lockstep and measure at the same rounds.
+drives any number of loops in rounds: each round serves every loop's pending request, the steps in one
+engine call and the measurements in one call per kind, so every loop moves on at its own pace (a loop never
+waits for another's epoch to end). A loop's results do not depend on the rounds (loops share nothing but the
+engine), only the engine's grouping does, which is what fusing needs: members of one batch plan step in
+lockstep and measure in the same rounds.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Step:
     """One optimizer step on examples ``order[pos : pos + size]`` (``order``: the epoch's permutation on the
     device) at LR ``lr``. A slotted class, not a dataclass: one is made per step and per member."""
 
-    __slots__ = ("order", "pos", "size", "lr")
+    __slots__ = ("lr", "order", "pos", "size")
 
     def __init__(self, order: torch.Tensor, pos: int, size: int, lr: float) -> None:
         self.order, self.pos, self.size, self.lr = order, pos, size, lr
@@ -199,9 +201,9 @@ def trial_loop(
 def run(loops: Mapping[int, Loop], engine: Engine) -> dict[int, Outcome]:
     """Drive ``loops`` (member index -> loop) to their ends on ``engine``; returns each loop's ``Outcome``.
 
-    Each round serves every pending ``Step`` in one ``engine.step`` call; when no loop has a step pending, the
-    pending measurement requests are served, one engine call per kind. A loop that ends is retired from the
-    engine at once (its storage can be given back while the others go on)."""
+    Each round serves every pending request: the steps in one ``engine.step`` call, then the measurements, one
+    engine call per kind. A loop that ends is retired from the engine at once (its storage can be given back
+    while the others go on)."""
     outcomes: dict[int, Outcome] = {}
     pending: dict[int, Request] = {}
 
@@ -216,19 +218,17 @@ def run(loops: Mapping[int, Loop], engine: Engine) -> dict[int, Outcome]:
     for member in loops:
         advance(member, None)
     while pending:
-        steps = [(m, r) for m, r in pending.items() if type(r) is Step]
-        if steps:
-            engine.step(steps)  # type: ignore[arg-type]
-            for m, _ in steps:
-                advance(m, None)
-            continue
         waiting = list(pending.items())
+        steps = [(m, r) for m, r in waiting if type(r) is Step]
         grads = [(m, r) for m, r in waiting if type(r) is Gradient]
         losses = [m for m, r in waiting if type(r) is TrainLoss]
         tests = [m for m, r in waiting if type(r) is TestPass]
         served: list[tuple[int, Any]] = []
+        if steps:
+            engine.step(steps)
+            served += [(m, None) for m, _ in steps]
         if grads:
-            served += zip([m for m, _ in grads], engine.gradient(grads), strict=True)  # type: ignore[arg-type]
+            served += zip([m for m, _ in grads], engine.gradient(grads), strict=True)
         if losses:
             served += zip(losses, engine.train_loss(losses), strict=True)
         if tests:

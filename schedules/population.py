@@ -50,9 +50,10 @@ def check_population(specs: Sequence[TrialSpec]) -> None:
         if spec.task.name != first.name or dict(spec.task.options) != dict(first.options):
             raise SpecError(
                 f"specs[{i}].task",
-                spec.task.to_json(),
-                f"a population trains one task: member 0 has {first.to_json()}; members may differ in "
-                "schedule, optimizer, seed, budget, target and grad_norm_mode only",
+                {"name": spec.task.name, "options": dict(spec.task.options)},
+                f"must be member 0's task ({first.name!r} with options {dict(first.options)}): a population "
+                "trains one task, its members may differ in schedule, optimizer, seed, budget, target and "
+                "grad_norm_mode only",
             )
 
 

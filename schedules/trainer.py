@@ -207,7 +207,9 @@ class _PlainMember:
         )
         self.batches = reader(task.train, device=dev, seed=spec.seed)
         self.tests = reader(task.test, device=dev, seed=spec.seed)
-        self.measure = _Measurements(task, self.model, self.batches, self.tests, spec.grad_norm_mode, spec.seed)
+        self.measure = _Measurements(
+            task, self.model, self.batches, self.tests, spec.grad_norm_mode, spec.seed
+        )
         self.loss_sum = torch.zeros((), device=dev)
 
     def close(self) -> None:
