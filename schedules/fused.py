@@ -60,7 +60,7 @@ from torch import nn
 from schedules.loop import Gradient, Step
 from schedules.optim import heavy_ball_coefficients, stacked_update
 from schedules.spec import TrialSpec
-from schedules.tasks.runtime import Task, TensorData
+from schedules.tasks.runtime import Loss, Task, TensorData
 from schedules.trainer import (
     AUGMENT_SEED_OFFSET,
     _generator,
@@ -71,10 +71,12 @@ from schedules.trainer import (
 
 logger = logging.getLogger(__name__)
 
-#: Forward FLOPs of one fused call above which a group is split (``FusedEngine``), per device type. On a CPU
-#: the measured crossover of the digits MLP lies between 16 x 512 examples (1.1-1.25x fused) and 16 x 1,347
-#: (0.44x); on a GPU a fused call is never slower for being large (memory permitting), so there is no limit.
-FUSE_FLOPS = {"cpu": 1.6e8}
+#: Forward FLOPs of one fused call above which a group is split (``FusedEngine``), per device type. On one
+#: CPU thread the population runs of ``bench/population.py`` (K = 16, shared and mixed plans, 8 epochs) were
+#: fastest at 5e7 among 2e7, 5e7, 1.6e8 and no limit (0.76 s against 0.92 s without one): calls much larger
+#: than the caches run slower fused than member by member. On a GPU a large call is never slower for its
+#: size (memory permitting), so there is no limit.
+FUSE_FLOPS = {"cpu": 5e7}
 #: The fixed cost of one fused call (forward, backward, gathering) in forward-FLOP equivalents, per device
 #: type: on one CPU thread a fused step of 16 digits MLPs cost 0.42 ms plus 1.15 us per member-example
 #: (18,944 forward FLOPs each), so 0.42 ms is worth about 7e6 FLOPs; a GPU launch costs far more arithmetic.
@@ -115,6 +117,8 @@ class LinearStack:
 
     def __init__(self, plan: list[tuple[str, Any]]) -> None:
         self.plan = plan
+        #: every layer has a derivative written out here (``train_step``): Linear, ReLU, Identity, Flatten
+        self.by_hand = all(kind != "apply" or isinstance(arg, nn.ReLU | nn.Identity) for kind, arg in plan)
 
     @classmethod
     def of(cls, model: nn.Module) -> LinearStack | None:
@@ -159,6 +163,63 @@ class LinearStack:
             else:
                 h = h.flatten(1) if shared else h.flatten(2)
         return h
+
+    def train_step(
+        self,
+        params: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss: Loss,
+        weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """One training step's forward and backward for ``by_hand`` stacks, without the autograd graph of the
+        layers (a quarter of a small fused step's time): the gradient of sum_g loss_g with respect to each
+        parameter is written into ``params[name].grad`` (overwritten, not accumulated). ``x`` (G, B, F);
+        ``weights`` (G, B) or None for the plain batch mean. The loss's own gradient comes from autograd on
+        the output alone, so any ``Loss`` works. Returns the members' losses (G,)."""
+        inputs: list[torch.Tensor] = []
+        shapes: list[torch.Size] = []
+        with torch.no_grad():
+            h = x
+            for kind, arg in self.plan:
+                if kind == "linear":
+                    weight_name, bias_name = arg
+                    inputs.append(h)
+                    w = params[weight_name].transpose(1, 2)
+                    if bias_name is not None:
+                        h = torch.baddbmm(params[bias_name].unsqueeze(1), h, w)
+                    else:
+                        h = torch.bmm(h, w)
+                elif kind == "apply":
+                    if isinstance(arg, nn.ReLU):
+                        h = torch.relu(h)
+                        inputs.append(h)  # the mask of the backward is where the output is positive
+                elif kind == "flatten":
+                    shapes.append(h.shape)
+                    h = h.flatten(2)
+        out = h.requires_grad_()
+        g, b = int(x.shape[0]), int(x.shape[1])
+        per = loss.per_example(out.flatten(0, 1), y.flatten(0, 1)).view(g, b)
+        losses = per.mean(1) if weights is None else (per * weights).sum(1)
+        (grad,) = torch.autograd.grad(losses.sum(), out)
+        with torch.no_grad():
+            for i, (kind, arg) in enumerate(reversed(self.plan)):
+                first = i == len(self.plan) - 1
+                if kind == "linear":
+                    weight_name, bias_name = arg
+                    a = inputs.pop()
+                    weight = params[weight_name]
+                    torch.bmm(grad.transpose(1, 2), a, out=weight.grad)
+                    if bias_name is not None:
+                        torch.sum(grad, 1, out=params[bias_name].grad)
+                    if not first:
+                        grad = torch.bmm(grad, weight)
+                elif kind == "apply":
+                    if isinstance(arg, nn.ReLU):
+                        grad = grad * (inputs.pop() > 0)
+                elif kind == "flatten":
+                    grad = grad.view(shapes.pop())
+        return losses.detach()
 
 
 class VmapForward:
@@ -626,14 +687,14 @@ class FusedEngine:
             return
         assert self._forward is not None
         params, buffers, grad = self._gather(rows)
-        out = self._forward(params, buffers, x, False)
-        g = len(rows)
-        per = loss.per_example(out.flatten(0, 1), y.flatten(0, 1)).view(g, width)
-        if all(size == width for size in sizes):
-            losses = per.mean(1)
+        weights = None if all(size == width for size in sizes) else self._weights(sizes, width)
+        if isinstance(self._forward, LinearStack) and self._forward.by_hand:
+            losses = self._forward.train_step(params, x, y, loss, weights)
         else:
-            losses = (per * self._weights(sizes, width)).sum(1)
-        _backward(losses.sum())
+            out = self._forward(params, buffers, x, False)
+            per = loss.per_example(out.flatten(0, 1), y.flatten(0, 1)).view(len(rows), width)
+            losses = per.mean(1) if weights is None else (per * weights).sum(1)
+            _backward(losses.sum())
         if grad is not None:
             index = self._index(rows)
             self.grad.index_copy_(0, index, grad)

@@ -1,5 +1,10 @@
 """One trial, straight-line: ``train(spec, report=...) -> TrialResult`` (docs/design.md, paper-notes §6.2).
 
+The walk itself (steps 2-4 below) is ``schedules.loop.trial_loop``, written once for this trainer and the
+population trainer (``schedules.population``); here are the unfused pieces that serve its requests
+(``PlainEngine``: how a batch is fetched, how a step is applied, how a measurement is taken) and
+``train_members``, which runs loops on an engine and assembles their results.
+
 What one call does:
 
 1. load the task (``schedules.tasks.runtime.load_task``) onto the device (CUDA when present) and build the

@@ -271,6 +271,15 @@ def test_members_of_different_tasks_are_refused() -> None:
         train_population([a], device="cpu", engine="fast")
 
 
+def test_the_population_trainer_imports_no_ray() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, schedules.population; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
+
+
 # --- the round plan: which rows share a fused call ----------------------------------------------------
 
 FLOPS = 1e4  # forward FLOPs per example
