@@ -364,7 +364,6 @@ class FusedEngine:
         self.device = task.device
         self.specs = list(specs)
         self.x, self.y = task.train.x, task.train.y
-        self.test_x, self.test_y = task.test.x, task.test.y
         n = task.n_train
 
         models = [build_member_model(task, spec.seed) for spec in self.specs]
@@ -391,7 +390,8 @@ class FusedEngine:
         }
         self.loss_sums = torch.zeros(len(models), device=self.device, dtype=dtype)
         self.perms = torch.zeros(len(models), n, device=self.device, dtype=torch.long)
-        self.models = models
+        #: each member's own module (parameters: views of its row), dropped when the member retires
+        self.models = dict(enumerate(models))
         self.rows = list(range(len(models)))  # member id of each row
         self.row_of = {m: r for r, m in enumerate(self.rows)}
         self._perm_of: list[torch.Tensor | None] = [None] * len(models)
@@ -416,10 +416,10 @@ class FusedEngine:
 
         self.train_reader = InMemoryReader(task.train)
         self.test_reader = InMemoryReader(task.test)
-        self.measures = [
-            _Measurements(task, m, self.train_reader, self.test_reader, s.grad_norm_mode, s.seed)
-            for m, s in zip(models, self.specs, strict=True)
-        ]
+        self.measures = {
+            i: _Measurements(task, m, self.train_reader, self.test_reader, s.grad_norm_mode, s.seed)
+            for i, (m, s) in enumerate(zip(models, self.specs, strict=True))
+        }
         self.subset = grad_norm_subset(task)
         self.measured = n if self.subset is None else int(self.subset.shape[0])
         self.seconds = [0.0] * len(models)
@@ -515,6 +515,8 @@ class FusedEngine:
         self._perm_of = [self._perm_of[r] for r in keep]
         self.rows = [self.rows[r] for r in keep]
         self.row_of = {m: r for r, m in enumerate(self.rows)}
+        for member in self._retired:  # their modules hold views of the old storage: let it go
+            del self.models[member], self.measures[member]
         self._retired.clear()
         if self.rows:
             self._bind()

@@ -271,6 +271,23 @@ def test_members_of_different_tasks_are_refused() -> None:
         train_population([a], device="cpu", engine="fast")
 
 
+def test_a_retired_member_gives_its_rows_and_module_back() -> None:
+    import torch
+
+    from schedules.fused import FusedEngine
+    from schedules.loop import Step
+    from schedules.tasks.runtime import load_task
+
+    task = load_task("digits-mlp", {"hidden": 8}, device="cpu")
+    engine = FusedEngine(task, _members("digits-mlp", {"hidden": 8}, 16, 0.1)[:3])
+    before = engine.flat[[0, 2]].clone()
+    engine.retire(1)
+    perm = torch.randperm(task.n_train)
+    engine.step([(0, Step(perm, 0, 16, 0.0)), (2, Step(perm, 0, 16, 0.0))])  # LR 0: nothing moves
+    assert engine.rows == [0, 2] and engine.flat.shape[0] == 2 and sorted(engine.models) == [0, 2]
+    assert torch.equal(engine.flat, before)  # the others' rows kept exactly
+
+
 def test_the_population_trainer_imports_no_ray() -> None:
     import subprocess
     import sys
