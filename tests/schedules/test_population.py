@@ -293,7 +293,9 @@ def test_the_population_trainer_imports_no_ray() -> None:
     import sys
 
     code = "import sys, schedules.population; print('ray' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "False"
 
 
