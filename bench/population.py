@@ -22,13 +22,15 @@ GPU section (only where CUDA is present; otherwise it says so): K = 1, 2, 4, 8 m
 trials with ``num_gpus = 1/K`` each: training images per second and peak GPU memory per member.
 ``bench/gpu_mode.py`` runs this section too, so one script runs every GPU check.
 
-    python bench/population.py --quick     # under 2 minutes on one CPU thread
+    python bench/population.py --quick     # under a minute on one CPU thread
     python bench/population.py             # 3 repeats, 8 epochs
+    python bench/population.py --design    # the measurement that chose the fused forward
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -173,6 +175,98 @@ def verdict(name: str, rows: list[dict[str, Any]], target: float) -> str:
     last = rows[-1]
     met = "met" if last["speedup"] >= target else "MISSED"
     return f"{name} {last['speedup']:.2f}x (K={last['k']}; target >= {target:g}x: {met})"
+
+
+# --------------------------------------------------------------------------------------------- design
+
+
+def design_table(
+    k: int = 16, batches: tuple[int, ...] = (8, 64, 512), repeats: int = 5
+) -> list[dict[str, Any]]:
+    """What chose the fused engine's forward: one SGD step of ``k`` digits MLPs (64-128-10) on one CPU thread,
+    written four ways: ``k`` separate modules one after another (the baseline), ``vmap(grad(...))`` over
+    stacked parameters, ``vmap`` of the forward with an ordinary backward, and explicit batched matmuls
+    (``baddbmm``). Best of ``repeats`` timings of each; speed relative to the baseline."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    n = 1347
+    x_all, y_all = torch.rand(n, 64), torch.randint(0, 10, (n,))
+    models = [nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)) for _ in range(k)]
+    stacked, _ = stack_module_state(models)  # type: ignore[arg-type]
+    base = copy_to_meta(models[0])
+
+    def leaves() -> dict[str, torch.Tensor]:
+        return {name: t.detach().clone().requires_grad_() for name, t in stacked.items()}
+
+    def sgd(params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-0.01)
+
+    def ways(b: int) -> dict[str, Callable[[], None]]:
+        idx = torch.stack([torch.randperm(n)[:b] for _ in range(k)])
+        x, y = x_all[idx], y_all[idx]
+
+        def separate() -> None:
+            for j, m in enumerate(models):
+                params = list(m.parameters())
+                loss = F.cross_entropy(m(x[j]), y[j])
+                sgd(params, list(torch.autograd.grad(loss, params)))
+
+        p1 = leaves()
+        per_member = vmap(grad(lambda p, xb, yb: F.cross_entropy(functional_call(base, p, (xb,)), yb)))
+
+        def vmap_grad() -> None:
+            g = per_member(p1, x, y)
+            sgd(list(p1.values()), [g[name] for name in p1])
+
+        p2 = leaves()
+        forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
+
+        def vmap_forward() -> None:
+            out = forward(p2, x)
+            loss = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(k, b).mean(1).sum()
+            sgd(list(p2.values()), list(torch.autograd.grad(loss, list(p2.values()))))
+
+        p3 = leaves()
+
+        def matmuls() -> None:
+            w1, b1, w2, b2 = (p3[name] for name in ("0.weight", "0.bias", "2.weight", "2.bias"))
+            h = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1.transpose(1, 2)))
+            out = torch.baddbmm(b2.unsqueeze(1), h, w2.transpose(1, 2))
+            loss = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(k, b).mean(1).sum()
+            sgd([w1, b1, w2, b2], list(torch.autograd.grad(loss, [w1, b1, w2, b2])))
+
+        return {
+            "separate": separate,
+            "vmap(grad)": vmap_grad,
+            "vmap forward": vmap_forward,
+            "baddbmm": matmuls,
+        }
+
+    rows = []
+    for b in batches:
+        fns = ways(b)
+        steps = max(10, 1600 // b)
+        best = dict.fromkeys(fns, math.inf)
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                fn()
+                started = time.process_time()
+                for _ in range(steps):
+                    fn()
+                best[name] = min(best[name], (time.process_time() - started) / steps)
+        rows.append({"b": b, "ms": {name: 1e3 * t for name, t in best.items()}})
+        rows[-1]["vs_separate"] = {name: best["separate"] / t for name, t in best.items()}
+    return rows
+
+
+def copy_to_meta(model: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(model).to("meta")
 
 
 # --------------------------------------------------------------------------------------------- GPU section
@@ -335,11 +429,33 @@ def main(argv: list[str] | None = None) -> int:
         help="the shared case's batch plan: exp_growth (8, doubled every 2 epochs) or a constant batch",
     )
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section even where CUDA exists")
+    parser.add_argument(
+        "--design",
+        action="store_true",
+        help="only the design measurement: one step of 16 MLPs written four ways (separate, vmap(grad), "
+        "vmap forward, batched matmuls)",
+    )
     parser.add_argument("--name", default="population")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
+    if args.design:
+        design = design_table()
+        names = list(design[0]["ms"])
+        print("one SGD step of 16 digits MLPs (64-128-10) on one CPU thread: ms, and speed vs separate")
+        print(
+            table(
+                ["b", *names],
+                [
+                    [row["b"], *(f"{row['ms'][n]:.2f} ({row['vs_separate'][n]:.2f}x)" for n in names)]
+                    for row in design
+                ],
+            )
+        )
+        path = write_latest(f"{args.name}-design", {"design": design})
+        print(f"wrote bench/results/{path.name}")
+        return 0
     epochs = args.epochs or (4 if args.quick else 8)
     repeats = args.repeats or 3
     ks = tuple(args.ks or KS)

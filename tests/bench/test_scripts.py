@@ -166,6 +166,15 @@ def test_population_smallest(results_dir: Path, capsys: pytest.CaptureFixture[st
     assert body["gpu"] is None
 
 
+def test_population_design_measurement_smallest() -> None:
+    import bench.population as bp
+
+    (row,) = bp.design_table(k=2, batches=(8,), repeats=1)
+    assert set(row["ms"]) == {"separate", "vmap(grad)", "vmap forward", "baddbmm"}
+    assert row["vs_separate"]["separate"] == 1.0
+    assert all(ms > 0 for ms in row["ms"].values())
+
+
 def test_population_gpu_side_runs_on_the_cpu(tmp_path: Path) -> None:
     """The GPU section's fused side, on the CPU with a tiny ResNet (the Ray side needs a GPU)."""
     import bench.population as bp
