@@ -17,8 +17,8 @@ and seed. What the engine does with them:
   (``python bench/population.py --design``: one SGD step of 16 digits MLPs): batched matmuls 6.1x, 2.5x and
   1.0x the speed of 16 separate steps at b = 8, 64 and 512; vmap of the forward 3.7x, 2.2x, 0.86x; vmap over
   ``grad`` 2.7x, 1.9x, 0.88x. So the explicit path is taken where it applies, with the backward of Linear
-  and ReLU written out (``LinearStack.train_step``: 11% off a fused step at b = 8). A model vmap cannot batch
-  runs member by member (logged once).
+  and ReLU written out (``LinearStack.train_step``: fewer operations than autograd's graph of the same
+  layers). A model vmap cannot batch runs member by member (logged once).
 - **Grouping** (``plan_round``, a cost model in FLOPs). Models whose examples never interact
   (``LinearStack``) may pad: a round's stepping members are sorted by batch size and cut into calls, each
   padded to its largest batch with zero-weight examples, wherever one call costs less than two; members not
@@ -175,10 +175,10 @@ class LinearStack:
         weights: torch.Tensor | None,
     ) -> torch.Tensor:
         """One training step's forward and backward for ``by_hand`` stacks, without the autograd graph of the
-        layers (a quarter of a small fused step's time): the gradient of sum_g loss_g with respect to each
-        parameter is written into ``params[name].grad`` (overwritten, not accumulated). ``x`` (G, B, F);
-        ``weights`` (G, B) or None for the plain batch mean. The loss's own gradient comes from autograd on
-        the output alone, so any ``Loss`` works. Returns the members' losses (G,)."""
+        layers (its bookkeeping is a large part of a small fused step): the gradient of sum_g loss_g with
+        respect to each parameter is written into ``params[name].grad`` (overwritten, not accumulated).
+        ``x`` (G, B, F); ``weights`` (G, B) or None for the plain batch mean. The loss's own gradient comes
+        from autograd on the output alone, so any ``Loss`` works. Returns the members' losses (G,)."""
         inputs: list[torch.Tensor] = []
         shapes: list[torch.Size] = []
         with torch.no_grad():
