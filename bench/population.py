@@ -97,11 +97,14 @@ def mixed_members(k: int, *, epochs: int) -> list[Any]:
     return out
 
 
+ENGINE_OPTIONS: dict[str, Any] = {}  # --fuse-flops sets FusedEngine's split limit for the fused side
+
+
 def fused(specs: list[Any]) -> dict[str, Any]:
     from schedules.population import train_population
 
     wall, cpu = time.perf_counter(), time.process_time()
-    results = train_population(specs, device="cpu")
+    results = train_population(specs, device="cpu", **(ENGINE_OPTIONS if len(specs) > 1 else {}))
     return _totals(results, time.perf_counter() - wall, time.process_time() - cpu)
 
 
@@ -430,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section even where CUDA exists")
     parser.add_argument(
+        "--fuse-flops",
+        type=float,
+        default=None,
+        help="FusedEngine's split limit in forward FLOPs per call (default: schedules.fused.FUSE_FLOPS)",
+    )
+    parser.add_argument(
         "--design",
         action="store_true",
         help="only the design measurement: one step of 16 MLPs written four ways (separate, vmap(grad), "
@@ -456,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         path = write_latest(f"{args.name}-design", {"design": design})
         print(f"wrote bench/results/{path.name}")
         return 0
+    if args.fuse_flops is not None:
+        ENGINE_OPTIONS["fuse_flops"] = args.fuse_flops
     epochs = args.epochs or (4 if args.quick else 8)
     repeats = args.repeats or 3
     ks = tuple(args.ks or KS)
@@ -506,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": epochs,
             "repeats": repeats,
             "plan": plan,
+            "fuse_flops": args.fuse_flops,
             "shared": shared,
             "mixed": mixed,
             "gpu": gpu,
