@@ -24,9 +24,9 @@ and seed. What the engine does with them:
   padded to its largest batch with zero-weight examples, wherever one call costs less than two; members not
   stepping this round may join at zero weight when one call over everyone is cheaper. Other models
   (BatchNorm couples a batch's examples) group only members of exactly the same batch size, so batch
-  statistics stay each member's own. A call is split where it would exceed ``fuse_flops``: on a CPU a call
-  far larger than the caches runs slower fused than member by member (16 digits MLPs' full gradient over
-  1,347 examples: 0.44x). A call of one member runs its own module, the single trainer's operations.
+  statistics stay each member's own. A call is split where it would exceed ``fuse_flops`` (``FUSE_FLOPS``:
+  on a CPU a call far larger than the caches runs slower fused than member by member). A call of one member
+  runs its own module, the single trainer's operations.
 - **BatchNorm.** Every member keeps its own running statistics (stacked buffers, updated in place through
   vmap or through the member's module).
 - **Measurements** (``Gradient``, ``TestPass``) read the same examples for every member (the same data, the
@@ -74,14 +74,15 @@ from schedules.trainer import (
 logger = logging.getLogger(__name__)
 
 #: Forward FLOPs of one fused call above which a group is split (``FusedEngine``), per device type. On one
-#: CPU thread the population runs of ``bench/population.py`` (K = 16, shared and mixed plans, 8 epochs) were
-#: fastest at 5e7 among 2e7, 5e7, 1.6e8 and no limit (0.76 s against 0.92 s without one): calls much larger
-#: than the caches run slower fused than member by member. On a GPU a large call is never slower for its
-#: size (memory permitting), so there is no limit.
+#: CPU thread, fused SFO per CPU second of ``python bench/population.py --ks 16 --fuse-flops F`` (shared /
+#: mixed plans): 2e7: 223k / 190k, 5e7: 226k / 207k, 1.6e8: 206k / 175k, no limit: 182k / 184k; calls much
+#: larger than the caches run slower fused than member by member (the measurement passes most of all). On a
+#: GPU a large call is never slower for its size (memory permitting), so there is no limit.
 FUSE_FLOPS = {"cpu": 5e7}
-#: The fixed cost of one fused call (forward, backward, gathering) in forward-FLOP equivalents, per device
-#: type: on one CPU thread a fused step of 16 digits MLPs cost 0.42 ms plus 1.15 us per member-example
-#: (18,944 forward FLOPs each), so 0.42 ms is worth about 7e6 FLOPs; a GPU launch costs far more arithmetic.
+#: The fixed cost of one fused call (forward, backward, bookkeeping) in forward-FLOP equivalents, per device
+#: type. ``python bench/population.py --design``: a batched-matmul step of 16 digits MLPs took 0.50 ms at
+#: b = 8 and 1.51 ms at b = 64, i.e. 0.36 ms plus 1.1 us per member-example of 18,944 forward FLOPs: the fixed
+#: part is worth about 6e6 FLOPs. A GPU launch is worth far more arithmetic.
 OVERHEAD_FLOPS = {"cpu": 6e6, "cuda": 1e10}
 
 # The elementwise layers the explicit batched-matmul path passes activations through unchanged in shape.
