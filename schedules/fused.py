@@ -77,8 +77,11 @@ logger = logging.getLogger(__name__)
 #: CPU thread, fused SFO per CPU second of ``python bench/population.py --ks 16 --fuse-flops F`` (shared /
 #: mixed plans): 2e7: 223k / 190k, 5e7: 226k / 207k, 1.6e8: 206k / 175k, no limit: 182k / 184k; calls much
 #: larger than the caches run slower fused than member by member (the measurement passes most of all). On a
-#: GPU a large call is never slower for its size (memory permitting), so there is no limit.
-FUSE_FLOPS = {"cpu": 5e7}
+#: GPU a large call is not slower for its size; there the limit only bounds one call's memory (a choice, not
+#: a measurement): 4e12 is about 3,600 images of the CIFAR ResNet-18 (1.11e9 forward FLOPs each by torch's
+#: flop counter), so 8 members train fused up to b = 450 and measure 3 at a time in chunks of 1,000.
+#: Devices not named have no limit.
+FUSE_FLOPS = {"cpu": 5e7, "cuda": 4e12}
 #: The fixed cost of one fused call (forward, backward, bookkeeping) in forward-FLOP equivalents, per device
 #: type. ``python bench/population.py --design``: a batched-matmul step of 16 digits MLPs took 0.50 ms at
 #: b = 8 and 1.51 ms at b = 64, i.e. 0.36 ms plus 1.1 us per member-example of 18,944 forward FLOPs: the fixed
@@ -342,7 +345,7 @@ class FusedEngine:
 
     ``forward``: ``"auto"`` (the batched-matmul path where the model allows, else vmap), ``"vmap"`` or
     ``"member"`` (every member alone through its own module: no fusion, the storage and update still shared).
-    ``fuse_flops``: the split limit (None: ``FUSE_FLOPS`` for the device type, no limit where none is set).
+    ``fuse_flops``: the split limit (None: ``FUSE_FLOPS`` for the device type; no limit for other devices).
 
     Raises ``FuseRefused`` for a task that streams its data, or a model whose parameters are not all float
     tensors that require grad and are not shared between layers."""
