@@ -11,7 +11,9 @@ nothing and are not reported.
    cut to ``--epochs`` epochs with one batch stage per epoch, so the short run still visits several batch
    sizes (8 is slow on a GPU: ``--b0`` raises the first batch);
 2. packing: k = 1, 2, 4 copies of a narrow ResNet-18 trial (``width`` 16) at once on the one GPU, each a Ray
-   task with ``num_gpus=1/k``; aggregate SFO/s against k = 1.
+   task with ``num_gpus=1/k``; aggregate SFO/s against k = 1;
+3. the population trainer (``bench/population.py``'s GPU section): K = 1, 2, 4, 8 ResNet-18 members fused in
+   one process against the same K as fractional-GPU Ray trials, images/s and GPU memory per member.
 
 Without CUDA it prints that it needs a GPU and exits 0 (no result file is written, so the last GPU result
 stays).
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                 [[p["k"], p["num_gpus_each"], p["sfo_per_s"], p["vs_k1"], p["wall_s"]] for p in packed],
             )
         )
+    from bench.population import gpu_section
+
+    print("population trainer: fused members against fractional-GPU Ray trials", flush=True)
+    population = gpu_section(quick=args.quick)
     path = write_latest(
         args.name,
         {
@@ -225,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "subset": subset,
             "single": single,
             "packing": packed,
+            "population": population,
         },
     )
     print(f"wrote bench/results/{path.name}")

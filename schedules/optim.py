@@ -114,3 +114,33 @@ def set_lr(optimizer: SGDM | torch.optim.Optimizer, lr: float) -> None:
     """Assign the step's LR to every param group (the loop's only LR mechanism)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def heavy_ball_coefficients(name: str, momentum: float) -> tuple[float, float]:
+    """(beta, coef) of m_t = beta m_{t-1} + coef g_t for ``shb`` (beta, 1), ``nshb`` (beta, 1 - beta) and
+    ``sgd`` (0, 1): the same update as ``make_optimizer(name, ...)``, written as two numbers per trial."""
+    if name == "shb":
+        return momentum, 1.0
+    if name == "nshb":
+        return momentum, 1.0 - momentum
+    if name == "sgd":
+        return 0.0, 1.0
+    raise ValueError(f"optimizer.name must be one of {', '.join(OPTIMIZERS)}, got name={name!r}")
+
+
+@torch.no_grad()
+def stacked_update(
+    params: torch.Tensor,
+    grads: torch.Tensor,
+    buffers: torch.Tensor,
+    *,
+    beta: torch.Tensor,
+    coef: torch.Tensor,
+    neg_lr: torch.Tensor,
+) -> None:
+    """The heavy-ball step of K trials at once, in place: rows of ``params``, ``grads`` and ``buffers``
+    (shape (K, P)) are the trials, ``beta``, ``coef`` and ``neg_lr`` (shape (K, 1)) their numbers:
+    m = beta m + coef g; x = x + neg_lr m (``heavy_ball_coefficients``; SGD: beta 0, so m = g). A row with
+    beta 1, coef 0 and neg_lr 0 is left exactly as it is (its gradient must be finite, e.g. zero)."""
+    buffers.mul_(beta).addcmul_(grads, coef)
+    params.addcmul_(buffers, neg_lr)

@@ -1,5 +1,10 @@
 """One trial, straight-line: ``train(spec, report=...) -> TrialResult`` (docs/design.md, paper-notes §6.2).
 
+The walk itself (steps 2-4 below) is ``schedules.loop.trial_loop``, written once for this trainer and the
+population trainer (``schedules.population``); here are the unfused pieces that serve its requests
+(``PlainEngine``: how a batch is fetched, how a step is applied, how a measurement is taken) and
+``train_members``, which runs loops on an engine and assembles their results.
+
 What one call does:
 
 1. load the task (``schedules.tasks.runtime.load_task``) onto the device (CUDA when present) and build the
@@ -38,25 +43,24 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from schedules.batches import Reader, reader
-from schedules.clock import ScheduleClock
 from schedules.grad import evaluate_over, full_gradient_over
+from schedules.loop import Engine, Gradient, Report, Step, run, trial_loop
 from schedules.metrics import EpochRecord, TrialSummary, summarize
 from schedules.optim import make_optimizer, set_lr
-from schedules.spec import Horizon, TrialSpec
+from schedules.spec import TrialSpec
 from schedules.tasks.runtime import Loss, Task, load_task, resolve_device
 
-Report = Callable[[EpochRecord], Any]
+__all__ = ["PlainEngine", "Report", "TrialResult", "grad_norm_subset", "train", "train_members"]
 
 # Seeds of the trial's other random streams, offset from the trial seed so that none of them repeats the
 # permutation's stream. The gradient-norm subset is the same for every trial of a task (every schedule is
@@ -193,6 +197,92 @@ class _Measurements:
         return out
 
 
+class _PlainMember:
+    """One trial's own module, optimizer, readers, augmentation stream and measurement passes."""
+
+    def __init__(self, task: Task, spec: TrialSpec) -> None:
+        dev = task.device
+        self.model = build_member_model(task, spec.seed)
+        self.optimizer = make_optimizer(
+            spec.optimizer.name, self.model.parameters(), momentum=spec.optimizer.momentum
+        )
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.augment_gen = (
+            _generator(dev, spec.seed + AUGMENT_SEED_OFFSET) if task.augment is not None else None
+        )
+        self.batches = reader(task.train, device=dev, seed=spec.seed)
+        self.tests = reader(task.test, device=dev, seed=spec.seed)
+        self.measure = _Measurements(
+            task, self.model, self.batches, self.tests, spec.grad_norm_mode, spec.seed
+        )
+        self.loss_sum = torch.zeros((), device=dev)
+
+    def close(self) -> None:
+        self.batches.close()
+        self.tests.close()
+
+
+class PlainEngine:
+    """The unfused engine (``schedules.loop``): every trial its own ``nn.Module`` and ``SGDM``, requests
+    served one at a time. With one trial this is the single-trial trainer; with several it packs them into
+    one process without fusing them, and each gets exactly the numbers it gets alone."""
+
+    def __init__(self, task: Task, specs: Sequence[TrialSpec]) -> None:
+        self.task = task
+        self.members: dict[int, _PlainMember] = {}
+        try:
+            for i, spec in enumerate(specs):
+                self.members[i] = _PlainMember(task, spec)
+        except BaseException:
+            self.close()
+            raise
+
+    def step(self, requests: list[tuple[int, Step]]) -> None:
+        augment = self.task.augment
+        for member, request in requests:
+            m = self.members[member]
+            x, y = m.batches.take(request.order, request.pos, request.size)
+            if m.augment_gen is not None:
+                assert augment is not None
+                x = augment(x, m.augment_gen)
+            set_lr(m.optimizer, request.lr)
+            m.loss_sum += _step(m.model, m.optimizer, m.params, self.task.loss, x, y)
+
+    def gradient(self, requests: list[tuple[int, Gradient]]) -> list[tuple[float, float]]:
+        return [self.members[member].measure.grad(r.batch_size) for member, r in requests]
+
+    def train_loss(self, members: list[int]) -> list[float]:
+        out = []
+        for member in members:
+            m = self.members[member]
+            out.append(float(m.loss_sum))
+            m.loss_sum = torch.zeros((), device=self.task.device)
+        return out
+
+    def test(self, members: list[int]) -> list[tuple[float, float | None]]:
+        return [self.members[member].measure.test() for member in members]
+
+    def measure_seconds(self, member: int) -> float:
+        return self.members[member].measure.seconds
+
+    def retire(self, member: int) -> None:
+        self.members[member].close()
+
+    def close(self) -> None:
+        for m in self.members.values():
+            m.close()
+
+
+def build_member_model(task: Task, seed: int) -> nn.Module:
+    """The task's model, initialised under ``seed`` (the global RNG is restored afterwards), in train mode."""
+    dev = task.device
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = task.build_model()
+    model.train()
+    return model
+
+
 def train(
     spec: TrialSpec,
     report: Report | None = None,
@@ -207,129 +297,71 @@ def train(
     dev = resolve_device(device)
     task = load_task(spec.task.name, spec.task.options, device=dev)
     with _threads(task):
-        return _train(spec, task, report, should_stop)
+        started = time.perf_counter()
+        engine = PlainEngine(task, [spec])
+        (result,) = train_members(
+            task, [spec], engine, reports=[report], should_stops=[should_stop], started=started
+        )
+        return result
 
 
-def _train(
-    spec: TrialSpec, task: Task, report: Report | None, should_stop: Callable[[], bool] | None
-) -> TrialResult:
-    started = time.perf_counter()
-    dev, n = task.device, task.n_train
-    schedule, budget = spec.schedule, spec.budget
-    clock = ScheduleClock(schedule, Horizon(epochs=budget.max_epochs, n_train=n))
-    adaptive = clock.is_adaptive
-    per_step_lr = bool(schedule.lr.per_step)
+class _MeasuringEngine(Engine, Protocol):
+    def measure_seconds(self, member: int) -> float: ...
 
-    fork_devices = [dev] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(spec.seed)
-        model = task.build_model()
-    model.train()
-    optimizer = make_optimizer(spec.optimizer.name, model.parameters(), momentum=spec.optimizer.momentum)
-    params = [p for p in model.parameters() if p.requires_grad]
-    gen = _generator(dev, spec.seed)
-    augment_gen = _generator(dev, spec.seed + AUGMENT_SEED_OFFSET) if task.augment is not None else None
-    batches = reader(task.train, device=dev, seed=spec.seed)
-    tests = reader(task.test, device=dev, seed=spec.seed)
-    measure = _Measurements(task, model, batches, tests, spec.grad_norm_mode, spec.seed)
-    subset = None if measure.subset is None else measure.examples
-    tokens_per_example = task.tokens_per_example
+    def close(self) -> None: ...
+
+
+def train_members(
+    task: Task,
+    specs: Sequence[TrialSpec],
+    engine: _MeasuringEngine,
+    *,
+    reports: Sequence[Report | None],
+    should_stops: Sequence[Callable[[], bool] | None],
+    started: float,
+) -> list[TrialResult]:
+    """Run one ``trial_loop`` per spec on ``engine`` (``schedules.loop.run``) and assemble their results;
+    the engine is closed at the end. Shared by ``train`` (one trial, ``PlainEngine``) and
+    ``schedules.population.train_population``."""
+    subset = grad_norm_subset(task)
+    measured = task.n_train if subset is None else int(subset.shape[0])
+    loops = {
+        i: trial_loop(
+            spec,
+            n=task.n_train,
+            device=task.device,
+            measured=measured,
+            subset=None if subset is None else measured,
+            tokens_per_example=task.tokens_per_example,
+            started=started,
+            report=reports[i],
+            should_stop=should_stops[i],
+        )
+        for i, spec in enumerate(specs)
+    }
     try:
-        _, initial_norm = measure.grad(clock.batch_size_of(0, 0))
-        measure_sfo = measure.examples
-        records: list[EpochRecord] = []
-        sfo = step = stage = 0
-        status, stop_reason = "completed", "max_epochs"
-        lr = 0.0
-        max_sfo = budget.max_sfo
-        target = spec.target.grad_norm
-
-        for epoch in range(budget.max_epochs):
-            b = clock.batch_size_of(epoch, stage)
-            perm = torch.randperm(n, generator=gen, device=dev)
-            loss_acc = torch.zeros((), device=dev)
-            batch_count = pos = 0
-            truncated = False
-            while pos < n:
-                size = min(b, n - pos)
-                if max_sfo is not None and sfo + size > max_sfo:
-                    truncated = True
-                    break
-                x, y = batches.take(perm, pos, size)
-                if augment_gen is not None:
-                    assert task.augment is not None
-                    x = task.augment(x, augment_gen)
-                pos += size
-                if per_step_lr or batch_count == 0:
-                    lr = clock.lr_at(epoch, step, stage)
-                    set_lr(optimizer, lr)
-                loss_acc += _step(model, optimizer, params, task.loss, x, y)
-                batch_count += 1
-                sfo += size
-                step += 1
-                if adaptive and clock.check_due(step, epoch, stage):
-                    _, norm = measure.grad(b)
-                    measure_sfo += measure.examples
-                    if clock.advances(stage, norm):  # arXiv 2508.05302 (paper-notes §5.4)
-                        stage += 1
-                        b = clock.batch_size_of(epoch, stage)
-                        lr = clock.lr_at(epoch, step, stage)
-                        set_lr(optimizer, lr)
-            if batch_count == 0:  # the SFO budget ran out exactly at the epoch boundary
-                stop_reason = "max_sfo"
-                break
-            full_loss, grad_norm = measure.grad(b)
-            train_loss = float(loss_acc) / batch_count
-            test_loss, test_acc = measure.test()
-            measure_sfo += measure.examples
-            record = EpochRecord(
-                epoch=epoch + 1,
-                step=step,
-                sfo=sfo,
-                lr=float(lr),
-                batch_size=int(b),
-                train_loss=train_loss,
-                full_loss=full_loss,
-                grad_norm=grad_norm,
-                test_loss=test_loss,
-                test_acc=test_acc,
-                measure_sfo=measure_sfo,
-                wall_s=time.perf_counter() - started,
-                grad_norm_subset=subset,
-                tokens=None if tokens_per_example is None else sfo * tokens_per_example,
-            )
-            records.append(record)
-            if report is not None:
-                report(record)
-            if not all(math.isfinite(v) for v in (record.train_loss, full_loss, grad_norm)):
-                status, stop_reason = "diverged", "diverged"
-                break
-            if truncated:
-                stop_reason = "max_sfo"
-                break
-            if spec.target.stop_at_target and target is not None and grad_norm <= target:
-                stop_reason = "target"
-                break
-            if should_stop is not None and should_stop():
-                status, stop_reason = "stopped", "stopped"
-                break
+        outcomes = run(loops, engine)
     finally:
-        batches.close()
-        tests.close()
-
-    summary = summarize(
-        records,
-        target_grad_norm=target,
-        status=status,
-        stop_reason=stop_reason,
-        initial_grad_norm=initial_norm,
-        wall_s=time.perf_counter() - started,
-    )
-    return TrialResult(
-        spec=spec,
-        records=tuple(records),
-        summary=summary,
-        device=str(dev),
-        measure_s=measure.seconds,
-        task_bytes=task.device_bytes,
-    )
+        engine.close()
+    results = []
+    for i, spec in enumerate(specs):
+        out = outcomes[i]
+        summary = summarize(
+            out.records,
+            target_grad_norm=spec.target.grad_norm,
+            status=out.status,
+            stop_reason=out.stop_reason,
+            initial_grad_norm=out.initial_grad_norm,
+            wall_s=out.wall_s,
+        )
+        results.append(
+            TrialResult(
+                spec=spec,
+                records=out.records,
+                summary=summary,
+                device=str(task.device),
+                measure_s=engine.measure_seconds(i),
+                task_bytes=task.device_bytes,
+            )
+        )
+    return results

@@ -158,3 +158,41 @@ def test_validation_cost_smallest(results_dir: Path, capsys: pytest.CaptureFixtu
     }
     assert all(r["cpu_s"] >= 0 and len(r["runs"]) == 1 for r in results.values())
     assert "vs small" in capsys.readouterr().out
+
+
+def test_population_smallest(results_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import bench.population as bp
+
+    argv = ["--ks", "1", "2", "--epochs", "1", "--repeats", "1", "--no-gpu", "--name", "pop"]
+    assert bp.main(argv) == 0
+    body = _load(results_dir, "pop")
+    for case in ("shared", "mixed"):
+        rows = body[case]
+        assert [r["k"] for r in rows] == [1, 2]
+        for r in rows:  # the printed ratio is the two sides' SFO per CPU second
+            assert r["speedup"] == pytest.approx(r["fused_sfo_per_s"] / r["sequential_sfo_per_s"])
+        assert rows[1]["sfo"] == 2 * 1347  # two members, one epoch each
+    out = capsys.readouterr().out
+    assert "pack2_speedup_shared" in out and "pack2_speedup_mixed" in out
+    assert body["gpu"] is None
+
+
+def test_population_design_measurement_smallest() -> None:
+    import bench.population as bp
+
+    (row,) = bp.design_table(k=2, batches=(8,), repeats=1)
+    assert set(row["ms"]) == {"separate", "vmap(grad)", "vmap forward", "baddbmm"}
+    assert row["vs_separate"]["separate"] == 1.0
+    assert all(ms > 0 for ms in row["ms"].values())
+
+
+def test_population_gpu_side_runs_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU section's fused side, on the CPU with a tiny ResNet (the Ray side needs a GPU)."""
+    import bench.population as bp
+    from bench.gpu_mode import write_synthetic_cifar100
+
+    root = write_synthetic_cifar100(tmp_path, n_train=32, n_test=16)
+    specs = bp.gpu_specs(2, data_root=str(root), epochs=1, b0=16, width=2, subset=32)
+    row = bp.gpu_fused(specs, device="cpu")
+    assert (row["k"], row["sfo"]) == (2, 64)
+    assert row["train_images_per_s"] >= row["sfo_per_s"] > 0
